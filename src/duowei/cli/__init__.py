@@ -1,0 +1,31 @@
+"""The ``duowei`` command: a thin Typer layer over the same services as the API."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="duowei",
+    help=(
+        "Duowei: an open consumer-credit platform (credit-pay and cash loans) on a double-entry "
+        "ledger with a verifiable RFC 9162 audit log.\n\n"
+        "The database is a SQLite file by default; set DUOWEI_DATABASE_URL (or --db) to "
+        "postgresql+psycopg://... for PostgreSQL."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Each command group lives in its own module; registering here keeps the tree visible.
+    from duowei.cli import audit, db, demo
+
+    app.add_typer(db.app, name="db")
+    app.add_typer(audit.app, name="audit")
+    app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    _register()
+    app()

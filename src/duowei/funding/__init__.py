@@ -1,0 +1,1 @@
+"""duowei.funding."""
