@@ -119,8 +119,8 @@ def apr_of_cashflows(
 
 
 def apr_of_schedule(schedule: Schedule) -> Apr:
-    """APR of a monthly schedule, from the payments the borrower actually makes (fees included)."""
-    return apr_of_cashflows(schedule.cashflows_fen())
+    """APR of a monthly schedule, fees included; of the unrounded flows under EXACT rounding."""
+    return apr_of_cashflows(schedule.cashflows_exact())
 
 
 def xirr(cashflows: Sequence[int | float], dates: Sequence[date]) -> float:

@@ -59,6 +59,8 @@ class Schedule:
     rows: tuple[ScheduleRow, ...]
     total_interest_fen: int
     total_fees_fen: int
+    # Under EXACT rounding, the unrounded payments (APR is then the rate of the exact schedule).
+    exact_payments: tuple[Fraction, ...] | None = None
 
     @property
     def payment_fen(self) -> int:
@@ -72,6 +74,12 @@ class Schedule:
     def cashflows_fen(self) -> tuple[int, ...]:
         """Borrower's view: the disbursement (negative), then each period's payment."""
         return (-self.principal_fen, *(r.payment_fen for r in self.rows))
+
+    def cashflows_exact(self) -> tuple[Fraction, ...]:
+        """Cash flows before display rounding (the fen rows where the schedule has no other)."""
+        if self.exact_payments is None:
+            return tuple(Fraction(c) for c in self.cashflows_fen())
+        return (Fraction(-self.principal_fen), *self.exact_payments)
 
 
 def annuity_payment(
@@ -198,7 +206,10 @@ def _assemble(
             )
         )
     total_interest = half_up(sum((i for _, i in parts), Fraction(0)))
-    return Schedule(principal_fen, method, rounding, tuple(rows), total_interest, 0)
+    exact_payments = None
+    if rounding is Rounding.EXACT:
+        exact_payments = tuple(p + i for p, i in parts)
+    return Schedule(principal_fen, method, rounding, tuple(rows), total_interest, 0, exact_payments)
 
 
 def flat_fee_schedule(
