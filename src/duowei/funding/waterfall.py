@@ -147,6 +147,8 @@ class PeriodInputs:
     defaults_fen: int
     pool_begin_fen: int
     pool_end_fen: int
+    # Part of principal_collections_fen that recovers defaulted principal (credits the PDL).
+    recoveries_fen: int = 0
     period_fraction: Fraction = Fraction(1, 12)
     index_rate: Decimal = Decimal(0)
     purchase_capacity_fen: int = 0
@@ -212,7 +214,7 @@ class _Run:
         self.fee_short = list(state.fee_shortfalls_fen)
         self.reserve = state.reserve_fen
         self.liq_drawn = state.liquidity_drawn_fen
-        self.pdl = state.pdl_fen + inputs.defaults_fen
+        self.pdl = state.pdl_fen + inputs.defaults_fen - inputs.recoveries_fen
         self.available = inputs.interest_collections_fen + inputs.principal_collections_fen
         self.cash_in = self.available
         self.payments: list[Payment] = []
@@ -331,7 +333,7 @@ def _run_step(run: _Run, step: str, status: DealStatus) -> None:
     elif step == "reserve_topup":
         required = (
             0
-            if status in _RELEASE_ALL
+            if status in _RELEASE_ALL or run.inputs.final
             else spec.reserve.required_fen(period=run.inputs.period, notes_fen=sum(run.balances))
         )
         run.reserve += run.pay(step, required - run.reserve)
@@ -415,6 +417,8 @@ def run_period(
     for step in spec.steps[status]:
         _run_step(run, step, status)
     assert run.available == 0, "the residual step pays out whatever is left"
+    # The PDL is debited with defaults and credited with recoveries and with the cash, beyond
+    # the principal collected, that excess spread sends to principal or to new receivables.
     principal_in = inputs.principal_collections_fen
     cured = max(0, sum(run.prin_paid) + run.purchases - principal_in)
     new_state = replace(
