@@ -1,0 +1,177 @@
+"""The audit log kept with the ledger: every committed transfer and recorded event is a leaf.
+
+Leaf index = ``seq``, one global sequence shared by ``transfers`` and ``audit_events``, assigned
+under the lock of the single ``audit_head`` row, so the log has no gaps and one order. Each row
+stores its leaf hash (SHA-256 of 0x00 || leaf data, RFC 9162) and a chain hash
+``SHA-256(previous chain hash || leaf hash)`` (the first link follows 32 zero bytes), which
+makes every link checkable on its own. Signed checkpoints (C2SP tlog-checkpoint, Ed25519) over
+the Merkle root commit the operator to the whole prefix; the signing key lives outside the
+database.
+
+Leaf encoding (version 1): canonical JSON, keys sorted, no spaces, UTF-8, integers only.
+A transfer: ``{"amount_fen":..,"code":..,"credit_account_id":..,"debit_account_id":..,
+"flags":..,"id":"..","kind":"transfer","ledger":..,"pending_id":null|"..","seq":..,
+"timeout_s":..,"timestamp_us":..,"user_data":null|"..","v":1}``.
+An event: ``{"event_kind":"..","kind":"event","payload":{..},"ref":"..","seq":..,
+"timestamp_us":..,"v":1}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from duowei.audit.events import canonical_json
+from duowei.clock import Clock, to_micros
+from duowei.db import UnitOfWork
+from duowei.errors import InvalidInput
+
+ZERO_HASH: Final = bytes(32)
+EVENT_KIND_MAX: Final = 64
+EVENT_REF_MAX: Final = 128
+EVENT_PAYLOAD_BYTES_MAX: Final = 64 * 1024
+_FETCH_ROWS: Final = 20_000
+_sha256 = hashlib.sha256
+
+
+def transfer_leaf_data(
+    seq: int,
+    transfer_id: str,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount_fen: int,
+    ledger: int,
+    code: int,
+    flags: int,
+    pending_id: str | None,
+    timeout_s: int,
+    user_data: str | None,
+    timestamp_us: int,
+) -> bytes:
+    """The canonical bytes of a transfer (equal to ``json.dumps(..., sort_keys=True)``)."""
+    pid = "null" if pending_id is None else json.dumps(pending_id, ensure_ascii=False)
+    ud = "null" if user_data is None else json.dumps(user_data, ensure_ascii=False)
+    tid = json.dumps(transfer_id, ensure_ascii=False)
+    return (
+        f'{{"amount_fen":{amount_fen},"code":{code},"credit_account_id":{credit_account_id},'
+        f'"debit_account_id":{debit_account_id},"flags":{flags},"id":{tid},"kind":"transfer",'
+        f'"ledger":{ledger},"pending_id":{pid},"seq":{seq},"timeout_s":{timeout_s},'
+        f'"timestamp_us":{timestamp_us},"user_data":{ud},"v":1}}'
+    ).encode()
+
+
+def event_leaf_data(seq: int, kind: str, ref: str, payload_json: str, timestamp_us: int) -> bytes:
+    """The canonical bytes of an event; ``payload_json`` is the payload's canonical JSON."""
+    return (
+        f'{{"event_kind":{json.dumps(kind, ensure_ascii=False)},"kind":"event",'
+        f'"payload":{payload_json},"ref":{json.dumps(ref, ensure_ascii=False)},"seq":{seq},'
+        f'"timestamp_us":{timestamp_us},"v":1}}'
+    ).encode()
+
+
+def chain_hashes(leaf_datas: list[bytes], previous: bytes) -> list[tuple[bytes, bytes]]:
+    """(leaf hash, chain hash) for consecutive leaves after the link ``previous``."""
+    out = []
+    chain = previous
+    for data in leaf_datas:
+        leaf = _sha256(b"\x00" + data).digest()
+        chain = _sha256(chain + leaf).digest()
+        out.append((leaf, chain))
+    return out
+
+
+def lock_head(uow: UnitOfWork, *, lock: bool = True) -> tuple[int, bytes]:
+    """The log's size and last chain hash, locked until the transaction ends (``lock``)."""
+    lock_clause = " FOR UPDATE" if lock and uow.dialect == "postgresql" else ""
+    row = uow.fetchone(f"SELECT size, chain_hash FROM audit_head WHERE id = 1{lock_clause}")
+    assert row is not None, "the audit head row is created by the first migration"
+    return int(row[0]), bytes(row[1])
+
+
+def advance_head(uow: UnitOfWork, size: int, chain: bytes) -> None:
+    uow.execute("UPDATE audit_head SET size = ?, chain_hash = ? WHERE id = 1", (size, chain))
+
+
+class DbEventRecorder:
+    """Appends events to the log inside the caller's unit of work."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self.uow = uow
+        self.clock = clock
+
+    def record_event(self, *, kind: str, ref: str, payload: Mapping[str, object]) -> int:
+        if not kind or len(kind) > EVENT_KIND_MAX or not kind.isprintable():
+            raise InvalidInput(f"event kind must be 1-{EVENT_KIND_MAX} printable characters")
+        if len(ref) > EVENT_REF_MAX or not ref.isprintable():
+            raise InvalidInput(f"event ref must be at most {EVENT_REF_MAX} printable characters")
+        try:
+            payload_json = canonical_json(payload).decode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"event payload is not JSON-able without NaN: {exc}") from None
+        if len(payload_json) > EVENT_PAYLOAD_BYTES_MAX:
+            raise InvalidInput(f"event payload is over {EVENT_PAYLOAD_BYTES_MAX} bytes")
+        size, chain = lock_head(self.uow)
+        now_us = to_micros(self.clock.now())
+        data = event_leaf_data(size, kind, ref, payload_json, now_us)
+        ((leaf, new_chain),) = chain_hashes([data], chain)
+        self.uow.execute(
+            "INSERT INTO audit_events (seq, kind, ref, payload, timestamp_us, leaf_hash, "
+            "chain_hash) VALUES (?,?,?,?,?,?,?)",
+            (size, kind, ref, payload_json, now_us, leaf, new_chain),
+        )
+        advance_head(self.uow, size + 1, new_chain)
+        return size
+
+
+# Row shapes read back for verification, merged by seq.
+TRANSFER_LOG_COLUMNS: Final = (
+    "seq, id, debit_account_id, credit_account_id, amount_fen, ledger, code, flags, pending_id, "
+    "timeout_s, user_data, timestamp_us, leaf_hash, chain_hash"
+)
+EVENT_LOG_COLUMNS: Final = "seq, kind, ref, payload, timestamp_us, leaf_hash, chain_hash"
+
+
+def _stream(uow: UnitOfWork, sql: str, tag: int, size: int) -> Iterator[tuple[Any, ...]]:
+    cur = uow.raw.cursor()
+    cur.execute(uow.sql(sql), (size,))
+    while True:
+        rows = cur.fetchmany(_FETCH_ROWS)
+        if not rows:
+            return
+        for row in rows:
+            yield (row[0], tag, row)
+
+
+def log_rows(uow: UnitOfWork, size: int) -> Iterator[tuple[Any, ...]]:
+    """Every log row below ``size`` in seq order: (seq, 0 transfer | 1 event, row)."""
+    transfers = _stream(
+        uow, f"SELECT {TRANSFER_LOG_COLUMNS} FROM transfers WHERE seq < ? ORDER BY seq", 0, size
+    )
+    events = _stream(
+        uow, f"SELECT {EVENT_LOG_COLUMNS} FROM audit_events WHERE seq < ? ORDER BY seq", 1, size
+    )
+    return heapq.merge(transfers, events, key=lambda item: item[0])
+
+
+def leaf_hashes(uow: UnitOfWork, size: int) -> list[bytes]:
+    """The stored leaf hashes of the first ``size`` leaves, in order."""
+    out: list[bytes] = []
+    streams = []
+    for table in ("transfers", "audit_events"):
+        cur = uow.raw.cursor()
+        cur.execute(
+            uow.sql(f"SELECT seq, leaf_hash FROM {table} WHERE seq < ? ORDER BY seq"), (size,)
+        )
+        streams.append(iter(cur.fetchall()))
+    for _seq, leaf in heapq.merge(*streams, key=lambda r: r[0]):
+        out.append(bytes(leaf))
+    return out
+
+
+def leaf_data_of(tag: int, row: tuple[Any, ...]) -> bytes:
+    if tag == 0:
+        return transfer_leaf_data(*row[:12])
+    return event_leaf_data(row[0], row[1], row[2], row[3], row[4])

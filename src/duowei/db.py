@@ -1,0 +1,134 @@
+"""One database behind one interface: a SQLite file (the embedded default) or PostgreSQL.
+
+``Database`` owns the SQLAlchemy engine; ``Database.transaction()`` yields a ``UnitOfWork``, one
+database transaction per use case, committed when the block ends without error. Hot paths (the
+ledger's batch posting, the audit log) use the raw driver connection (``uow.raw``) for speed;
+everything else may use SQLAlchemy Core on ``uow.conn``. SQLite runs in WAL mode and every write
+transaction starts with ``BEGIN IMMEDIATE``, so writers queue instead of failing mid-way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from duowei.errors import InvalidInput
+
+Dialect = Literal["sqlite", "postgresql"]
+SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
+
+
+class UnitOfWork:
+    """One open database transaction."""
+
+    def __init__(self, conn: Connection, dialect: Dialect) -> None:
+        self.conn = conn
+        self.dialect: Dialect = dialect
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        self.raw: Any = raw
+
+    def cursor(self) -> Any:
+        return self.raw.cursor()
+
+    def sql(self, statement: str) -> str:
+        """Adapt a statement written with ``?`` placeholders to the driver's style."""
+        return statement if self.dialect == "sqlite" else statement.replace("?", "%s")
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        cur = self.raw.cursor()
+        cur.execute(self.sql(statement), params)
+        return cur
+
+    def fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self.execute(statement, params).fetchall()
+        return rows
+
+    def fetchone(self, statement: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self.execute(statement, params).fetchone()
+        return row
+
+
+def _sqlite_synchronous() -> str:
+    # FULL survives power loss; NORMAL (WAL) survives a process crash. FULL is the default.
+    value = os.environ.get("DUOWEI_SQLITE_SYNCHRONOUS", "FULL").upper()
+    if value not in {"FULL", "NORMAL", "EXTRA"}:
+        raise InvalidInput("DUOWEI_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
+    return value
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    synchronous = _sqlite_synchronous()
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """The engine for one database URL (``sqlite:///path`` or ``postgresql+psycopg://...``)."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        self.url = url
+        if url.startswith("sqlite"):
+            self.dialect: Dialect = "sqlite"
+            path = url.removeprefix("sqlite:///")
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=pool_size)
+            _setup_sqlite(self.engine)
+        elif url.startswith("postgresql+psycopg://"):
+            self.dialect = "postgresql"
+            self.engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        else:
+            raise InvalidInput(
+                f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://..."
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[UnitOfWork]:
+        """One unit of work: commits on normal exit, rolls back on any exception."""
+        with self.engine.connect() as conn, conn.begin():
+            yield UnitOfWork(conn, self.dialect)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self.engine.connect() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+            conn.commit()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(url: str, *, migrate: bool = True) -> Database:
+    db = Database(url)
+    if migrate:
+        db.migrate()
+    return db

@@ -1,0 +1,167 @@
+"""The chart of accounts of a consumer-credit business, as account codes and id conventions.
+
+Money accounts live on the ledger of their currency (ISO 4217 numeric: CNY = 156). Credit
+limits live on a separate ledger per currency (``LIMIT_LEDGER_BASE + numeric``): each line has
+a ``LINE_AVAILABLE`` account flagged debits-must-not-exceed-credits, funded by a grant equal to
+the limit, so the ledger itself refuses any authorization or draw beyond the line, however
+requests interleave (TigerBeetle's balance-bounds recipe).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from duowei.ledger.model import AccountFlags, AccountSpec
+
+LIMIT_LEDGER_BASE: Final = 100_000
+CUSTOMER_ID_STRIDE: Final = 1_000
+CUSTOMER_NO_MAX: Final = (2**63 - 1) // CUSTOMER_ID_STRIDE - 1
+PLATFORM_ID_MAX: Final = 999
+
+
+class Normal(enum.Enum):
+    DEBIT = "debit"
+    CREDIT = "credit"
+
+
+class AccountCode(enum.IntEnum):
+    # Assets (debit-normal).
+    SETTLEMENT_CASH = 1001
+    RECEIVABLE_PRINCIPAL = 1101
+    RECEIVABLE_INTEREST = 1102
+    RECEIVABLE_FEES = 1103
+    RECEIVABLE_PENALTY = 1104
+    INSTALLMENT_PRINCIPAL = 1105
+    SPV_RECEIVABLE = 1201
+    LOSS_ALLOWANCE = 1901  # contra-asset (credit-normal)
+    # Liabilities (credit-normal).
+    MERCHANT_PAYABLE = 2001
+    FUNDING_LIABILITY = 2101
+    PARTNER_SHARE_PAYABLE = 2201
+    CUSTOMER_CREDIT_BALANCE = 2301
+    # Equity.
+    EQUITY = 3001
+    # Income.
+    INTEREST_INCOME = 4001
+    FEE_INCOME = 4002
+    PENALTY_INCOME = 4003
+    MERCHANT_DISCOUNT_INCOME = 4004
+    SERVICING_FEE_INCOME = 4005
+    # Expenses.
+    WRITE_OFF_EXPENSE = 5001
+    PROVISION_EXPENSE = 5002
+    FUNDING_COST = 5003
+    # Off-balance credit limits (on the limit ledger).
+    LIMIT_GRANTOR = 9001
+    LINE_AVAILABLE = 9002
+    LINE_IN_USE = 9003
+
+
+CREDIT_NORMAL: Final = frozenset(
+    {
+        AccountCode.LOSS_ALLOWANCE,
+        AccountCode.MERCHANT_PAYABLE,
+        AccountCode.FUNDING_LIABILITY,
+        AccountCode.PARTNER_SHARE_PAYABLE,
+        AccountCode.CUSTOMER_CREDIT_BALANCE,
+        AccountCode.EQUITY,
+        AccountCode.INTEREST_INCOME,
+        AccountCode.FEE_INCOME,
+        AccountCode.PENALTY_INCOME,
+        AccountCode.MERCHANT_DISCOUNT_INCOME,
+        AccountCode.SERVICING_FEE_INCOME,
+        AccountCode.LIMIT_GRANTOR,
+        AccountCode.LINE_AVAILABLE,
+    }
+)
+
+
+def normal_balance(code: int) -> Normal:
+    return Normal.CREDIT if code in CREDIT_NORMAL else Normal.DEBIT
+
+
+def limit_ledger(currency_ledger: int) -> int:
+    return LIMIT_LEDGER_BASE + currency_ledger
+
+
+# Per-customer account slots: the account id is customer_no * 1000 + slot.
+CUSTOMER_SLOTS: Final[dict[AccountCode, int]] = {
+    AccountCode.RECEIVABLE_PRINCIPAL: 1,
+    AccountCode.RECEIVABLE_INTEREST: 2,
+    AccountCode.RECEIVABLE_FEES: 3,
+    AccountCode.RECEIVABLE_PENALTY: 4,
+    AccountCode.INSTALLMENT_PRINCIPAL: 5,
+    AccountCode.CUSTOMER_CREDIT_BALANCE: 6,
+    AccountCode.LINE_AVAILABLE: 11,
+    AccountCode.LINE_IN_USE: 12,
+}
+
+
+def customer_account_id(customer_no: int, code: AccountCode) -> int:
+    if not 1 <= customer_no <= CUSTOMER_NO_MAX:
+        raise ValueError(f"customer number must be 1..{CUSTOMER_NO_MAX}")
+    return customer_no * CUSTOMER_ID_STRIDE + CUSTOMER_SLOTS[code]
+
+
+def customer_accounts(customer_no: int, currency_ledger: int) -> list[AccountSpec]:
+    """The accounts one borrower needs on both ledgers."""
+    specs = []
+    for code in CUSTOMER_SLOTS:
+        on_limit = code in (AccountCode.LINE_AVAILABLE, AccountCode.LINE_IN_USE)
+        flags = (
+            AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+            if code is AccountCode.LINE_AVAILABLE
+            else AccountFlags.NONE
+        )
+        specs.append(
+            AccountSpec(
+                id=customer_account_id(customer_no, code),
+                ledger=limit_ledger(currency_ledger) if on_limit else currency_ledger,
+                code=int(code),
+                flags=int(flags),
+                name=f"customer:{customer_no}:{code.name.lower()}",
+            )
+        )
+    return specs
+
+
+# Platform accounts: small fixed ids per currency; names say what they are.
+PLATFORM_ACCOUNTS: Final[dict[str, tuple[int, AccountCode, bool]]] = {
+    # name: (id offset, code, on the limit ledger)
+    "settlement_cash": (1, AccountCode.SETTLEMENT_CASH, False),
+    "merchant_payable": (2, AccountCode.MERCHANT_PAYABLE, False),
+    "equity": (3, AccountCode.EQUITY, False),
+    "interest_income": (4, AccountCode.INTEREST_INCOME, False),
+    "fee_income": (5, AccountCode.FEE_INCOME, False),
+    "penalty_income": (6, AccountCode.PENALTY_INCOME, False),
+    "merchant_discount_income": (7, AccountCode.MERCHANT_DISCOUNT_INCOME, False),
+    "write_off_expense": (8, AccountCode.WRITE_OFF_EXPENSE, False),
+    "provision_expense": (9, AccountCode.PROVISION_EXPENSE, False),
+    "loss_allowance": (10, AccountCode.LOSS_ALLOWANCE, False),
+    "funding_liability": (11, AccountCode.FUNDING_LIABILITY, False),
+    "funding_cost": (12, AccountCode.FUNDING_COST, False),
+    "partner_share_payable": (13, AccountCode.PARTNER_SHARE_PAYABLE, False),
+    "spv_receivable": (14, AccountCode.SPV_RECEIVABLE, False),
+    "servicing_fee_income": (15, AccountCode.SERVICING_FEE_INCOME, False),
+    "limit_grantor": (50, AccountCode.LIMIT_GRANTOR, True),
+}
+
+
+def platform_account_id(name: str, currency_ledger: int) -> int:
+    """Platform account ids: the currency's slot (0-9 by ISO order of use) would be clumsy, so
+    ids are ``offset`` for CNY and ``offset + 100 * k`` for the k-th other currency."""
+    slot = {156: 0, 344: 1, 840: 2, 978: 3, 702: 4, 360: 5, 458: 6, 764: 7, 608: 8}[currency_ledger]
+    return PLATFORM_ACCOUNTS[name][0] + 100 * slot
+
+
+def platform_accounts(currency_ledger: int) -> list[AccountSpec]:
+    return [
+        AccountSpec(
+            id=platform_account_id(name, currency_ledger),
+            ledger=limit_ledger(currency_ledger) if on_limit else currency_ledger,
+            code=int(code),
+            name=f"platform:{currency_ledger}:{name}",
+        )
+        for name, (_offset, code, on_limit) in PLATFORM_ACCOUNTS.items()
+    ]
