@@ -19,12 +19,14 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each command group lives in its own module; registering here keeps the tree visible.
-    from duowei.cli import audit, db, demo, loan
+    from duowei.cli import audit, db, demo, loan, risk
 
     app.add_typer(db.app, name="db")
     app.add_typer(audit.app, name="audit")
     app.command("demo")(demo.demo)
     app.add_typer(loan.app, name="loan")
+    app.add_typer(risk.app, name="risk")
+    app.add_typer(risk.stress_app, name="stress")
 
 
 def main() -> None:
