@@ -1,7 +1,8 @@
 """RFC 9162 (RFC 6962) Merkle hash trees over SHA-256: roots, proofs and their verification.
 
 This module is the public API that auditors' own scripts call; it does no I/O and needs only the
-standard library. Hashing follows RFC 9162 section 2.1.1:
+standard library (and ``duowei.errors`` for its exception classes). Hashing follows RFC 9162
+section 2.1.1:
 
 - leaf hash = SHA-256(0x00 || data)
 - node hash = SHA-256(0x01 || left || right)
