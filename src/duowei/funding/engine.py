@@ -322,8 +322,7 @@ def run_deal(deal: CompiledDeal, scenario: Scenario | None = None) -> DealResult
         if clean_up and not exhausted:
             # The originator buys back the rest at its balance (receivables owed included).
             clean_up_fen = pool_end + timing.interest_arrears_fen + sum(timing.recoveries_pending)
-            lines, timing = PoolLines(lines.balance_fen[:0], lines.rate_monthly[:0],
-                                      lines.term_left_months[:0]), CashTiming()  # fmt: skip
+            lines, timing = lines.empty(), CashTiming()
         final = clean_up or exhausted
         inputs = PeriodInputs(
             period=t,

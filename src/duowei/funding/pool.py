@@ -22,13 +22,14 @@ import numpy as np
 import numpy.typing as npt
 
 from duowei.errors import InvalidInput
+from duowei.funding.analytics import level_payment_fen
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 MONTHS_PER_YEAR: Final = 12
 PERIODS_MAX: Final = 600
-CONCENTRATION_PASSES_MAX: Final = 8
+CONCENTRATION_PASSES_MAX: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,33 +207,60 @@ def monthly_vectors(assumptions: Assumptions, periods: int) -> MonthlyVectors:
 
 @dataclass(frozen=True, slots=True)
 class PoolLines:
-    """The live state the projection steps: balance, monthly rate and term left per line."""
+    """The live state the projection steps, per line: balance, monthly rate, term left and the
+    level installment. The installment is fixed at entry and only scaled by survival (defaults
+    and prepayments), so a line without either pays exactly its 等额本息 schedule."""
 
     balance_fen: I64
     rate_monthly: F64
     term_left_months: I64
+    payment_fen: I64
 
     @staticmethod
     def from_tape(tape: LoanTape) -> PoolLines:
-        return PoolLines(
-            balance_fen=tape.balance_fen.astype(np.int64, copy=True),
-            rate_monthly=tape.annual_rate.astype(np.float64) / MONTHS_PER_YEAR,
-            term_left_months=np.maximum(tape.remaining_term_months, 1).astype(np.int64),
-        )
+        balance = tape.balance_fen.astype(np.int64, copy=True)
+        rate = tape.annual_rate.astype(np.float64) / MONTHS_PER_YEAR
+        term = np.maximum(tape.remaining_term_months, 1).astype(np.int64)
+        return PoolLines(balance, rate, term, level_payments_fen(balance, rate, term))
 
     def add(self, *, balance_fen: int, annual_rate: Decimal, term_months: int) -> PoolLines:
         """Append a purchased line (revolving period) as a new representative loan."""
         if balance_fen <= 0:
             return self
+        payment = level_payment_fen(
+            principal_fen=balance_fen,
+            period_rate=annual_rate / MONTHS_PER_YEAR,
+            periods=term_months,
+        )
         return PoolLines(
             np.append(self.balance_fen, np.int64(balance_fen)),
             np.append(self.rate_monthly, float(annual_rate) / MONTHS_PER_YEAR),
             np.append(self.term_left_months, np.int64(term_months)),
+            np.append(self.payment_fen, np.int64(payment)),
         )
+
+    def empty(self) -> PoolLines:
+        return self.take(np.zeros(len(self.balance_fen), dtype=bool))
+
+    def take(self, mask: npt.NDArray[np.bool_]) -> PoolLines:
+        return PoolLines(
+            self.balance_fen[mask], self.rate_monthly[mask], self.term_left_months[mask],
+            self.payment_fen[mask],
+        )  # fmt: skip
 
     @property
     def balance_total_fen(self) -> int:
         return int(self.balance_fen.sum())
+
+
+def level_payments_fen(balance_fen: I64, rate_monthly: F64, term_months: I64) -> I64:
+    """Level installments, vectorized: B*r / (1 - (1+r)^-n), half-up to the fen."""
+    n = term_months.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        factor = np.where(
+            rate_monthly > 0, rate_monthly / (1.0 - (1.0 + rate_monthly) ** (-n)), 1.0 / n
+        )
+    return _round_half_up(balance_fen * factor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,20 +285,22 @@ def _round_half_up(x: npt.NDArray[Any]) -> I64:
 
 
 def step_lines(lines: PoolLines, *, mdr: float, smm: float) -> tuple[PoolLines, PoolFlows]:
-    """Age every line by one month: defaults, then interest and level payment, then prepayment."""
+    """Age every line by one month: defaults, then interest and installment, then prepayment."""
     bal = lines.balance_fen
     r = lines.rate_monthly
     n = lines.term_left_months
     defaults = np.minimum(_round_half_up(bal * mdr), bal)
     perf = bal - defaults
     interest = _round_half_up(perf * r)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        factor = np.where(r > 0, r / (1.0 - (1.0 + r) ** (-n.astype(np.float64))), 1.0 / n)
-    payment = _round_half_up(perf * factor)
+    payment = lines.payment_fen
+    if mdr:
+        payment = _round_half_up(payment * (1.0 - mdr))
     sched = np.where(n <= 1, perf, np.clip(payment - interest, 0, perf))
     after = perf - sched
     prepaid = _round_half_up(after * smm)
     end = after - prepaid
+    if smm:
+        payment = _round_half_up(payment * (1.0 - smm))
     flows = PoolFlows(
         begin_fen=int(bal.sum()),
         defaults_fen=int(defaults.sum()),
@@ -280,7 +310,7 @@ def step_lines(lines: PoolLines, *, mdr: float, smm: float) -> tuple[PoolLines, 
         end_fen=int(end.sum()),
     )
     alive = end > 0
-    nxt = PoolLines(end[alive], r[alive], np.maximum(n[alive] - 1, 1))
+    nxt = PoolLines(end[alive], r[alive], np.maximum(n[alive] - 1, 1), payment[alive])
     return nxt, flows
 
 
