@@ -134,3 +134,32 @@ def test_default_order_pays_overdue_penalty_interest_principal_then_current_olde
     over = allocate(payment_fen=40_000, dues=dues_, paid_on=date(2026, 3, 1))
     assert over.credit_balance_fen == 40_000 - 31_450
     assert len(DEFAULT_ORDER) == 8
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    principals=st.lists(st.integers(1, 10**9), min_size=1, max_size=20),
+    rate_bp=st.integers(0, 3600),
+    term_months=st.integers(1, 24),
+)
+def test_vectorized_schedules_match_the_scalar_schedule_to_the_fen(
+    principals: list[int], rate_bp: int, term_months: int
+) -> None:
+    from duowei.products.vector import equal_installment_many
+
+    p, i = equal_installment_many(
+        np.array(principals, dtype=np.int64),
+        np.full(len(principals), rate_bp, dtype=np.int64),
+        rate_den=120_000,
+        term=term_months,
+    )
+    for row, principal_fen in enumerate(principals):
+        s = build_schedule(
+            principal_fen=principal_fen,
+            rate=Rate.annual(Decimal(rate_bp) / 10_000),
+            term_months=term_months,
+            method=Method.EQUAL_INSTALLMENT,
+            start_date=START,
+        )
+        assert p[row].tolist() == [r.principal_fen for r in s.rows]
+        assert i[row].tolist() == [r.interest_fen for r in s.rows]
