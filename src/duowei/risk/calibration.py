@@ -50,7 +50,8 @@ class Calibration:
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> Calibration:
         a, b = d["a"], d["b"]
-        assert isinstance(a, int | float) and isinstance(b, int | float)
+        assert isinstance(a, int | float)
+        assert isinstance(b, int | float)
         return cls(a=float(a), b=float(b))
 
 

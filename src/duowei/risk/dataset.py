@@ -82,10 +82,11 @@ def encode_target(column: pd.Series, bad_value: str | None) -> np.ndarray:
             raise InvalidInput(
                 f"target {column.name!r} is not 0/1 (found {unknown[:5]}); give --bad-value"
             )
-        y = text.map(mapping).to_numpy(dtype=np.int8)
+        y = np.asarray(text.map(mapping).to_numpy(dtype=np.int8))
     if y.min() == y.max():
         raise InvalidInput(f"target {column.name!r} has only one class")
-    return y
+    out: np.ndarray = np.asarray(y, dtype=np.int8)
+    return out
 
 
 def _drop_reason(name: str, col: pd.Series, policy: ProtectedPolicy) -> str | None:
@@ -151,7 +152,10 @@ def screen(
     for name in numeric:
         out[name] = frame[name].astype(np.float64)
     for name in categorical:
-        out[name] = frame[name].astype(object).where(frame[name].notna(), np.nan).map(
-            lambda v: v if isinstance(v, float) else str(v)
+        out[name] = (
+            frame[name]
+            .astype(object)
+            .where(frame[name].notna(), np.nan)
+            .map(lambda v: v if isinstance(v, float) else str(v))
         )
     return Screened(out, y, tuple(numeric), tuple(categorical), tuple(dropped), rows)

@@ -75,7 +75,8 @@ class FeatureSpec:
         num = d["num"]
         den = d.get("den", [])
         param = d.get("param", 0.0)
-        assert isinstance(num, list) and isinstance(den, list)
+        assert isinstance(num, list)
+        assert isinstance(den, list)
         assert isinstance(param, int | float)
         return cls(
             name=str(d["name"]),
@@ -190,9 +191,7 @@ def evaluate_spec(spec: FeatureSpec, row: Mapping[str, object]) -> float:
     return (xs[0] - xs[1]) / den if den > 0 else math.nan
 
 
-def evaluate_row(
-    specs: Sequence[FeatureSpec], row: Mapping[str, object]
-) -> dict[str, object]:
+def evaluate_row(specs: Sequence[FeatureSpec], row: Mapping[str, object]) -> dict[str, object]:
     """The applicant's raw values plus every engineered feature."""
     out: dict[str, object] = dict(row)
     for spec in specs:

@@ -118,7 +118,8 @@ class MonotoneGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def raw_score(self, X: Any) -> np.ndarray:  # noqa: N803
         check_is_fitted(self, "booster_")
-        out: np.ndarray = self.booster_.predict(np.asarray(X, dtype=np.float64), raw_score=True)
+        raw = self.booster_.predict(np.asarray(X, dtype=np.float64), raw_score=True)
+        out: np.ndarray = np.asarray(raw, dtype=np.float64)
         return out
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803

@@ -37,7 +37,8 @@ class MasterScale:
         rows = data["grades"]
         grades = tuple(str(r["grade"]) for r in rows)
         upper = tuple(float(Decimal(str(r["pd_max"]))) for r in rows)
-        assert list(upper) == sorted(upper) and upper[-1] == 1.0, "PD bounds must rise to 1"
+        assert list(upper) == sorted(upper), "PD bounds must rise"
+        assert upper[-1] == 1.0, "the last grade must reach PD 1"
         return cls(version=str(data["version"]), grades=grades, pd_upper=upper)
 
 

@@ -30,7 +30,9 @@ def load_rules(name_or_path: str | Path) -> dict[str, Any]:
         text = resources.files(RULES_PACKAGE).joinpath(str(name_or_path)).read_text("utf-8")
     data = yaml.safe_load(text)
     if not isinstance(data, dict) or "version" not in data or "effective_from" not in data:
-        raise InvalidInput(f"rules file {name_or_path} needs a mapping with version and effective_from")
+        raise InvalidInput(
+            f"rules file {name_or_path} needs a mapping with version and effective_from"
+        )
     return data
 
 

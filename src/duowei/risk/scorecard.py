@@ -12,6 +12,7 @@ that a higher score is better: ``score = offset - factor * z`` with ``factor = p
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Sequence
@@ -40,7 +41,7 @@ def bin_trend(event_rates: Sequence[float]) -> int:
     rates = list(event_rates)
     if len(rates) < 2:
         return 0
-    diffs = [b - a for a, b in zip(rates, rates[1:], strict=False)]
+    diffs = [b - a for a, b in itertools.pairwise(rates)]
     if all(d >= 0 for d in diffs) and any(d > 0 for d in diffs):
         return 1
     if all(d <= 0 for d in diffs) and any(d < 0 for d in diffs):
@@ -76,7 +77,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def fit(self, X: pd.DataFrame, y: Any) -> WoEScorecard:  # noqa: N803
         if not isinstance(X, pd.DataFrame):
-            X = pd.DataFrame(np.asarray(X, dtype=np.float64)).rename(columns=str)
+            X = pd.DataFrame(np.asarray(X, dtype=np.float64)).rename(columns=str)  # noqa: N806
         names = [str(c) for c in X.columns][:VARIABLES_MAX]
         yv = np.asarray(y).astype(int)
         self.classes_ = np.array([0, 1])

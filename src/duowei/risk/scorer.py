@@ -129,7 +129,9 @@ class ScorecardScorer:
         self.calibration = calibration
         self.master_scale = master_scale
 
-    def score(self, applicant: Mapping[str, object], *, reasons_max: int = REASONS_MAX) -> ScoreResult:
+    def score(
+        self, applicant: Mapping[str, object], *, reasons_max: int = REASONS_MAX
+    ) -> ScoreResult:
         row = evaluate_row(self.specs, applicant) if self.specs else applicant
         total = self.base_points
         gaps: list[tuple[float, _Variable, int]] = []
@@ -269,7 +271,11 @@ class GBMScorer:
             v = row.get(name)
             if name in self.category_woe:
                 missing = v is None or (isinstance(v, float) and math.isnan(v))
-                x.append(self.category_missing[name] if missing else self.category_woe[name].get(str(v), 0.0))
+                x.append(
+                    self.category_missing[name]
+                    if missing
+                    else self.category_woe[name].get(str(v), 0.0)
+                )
             else:
                 x.append(_as_float(v))
         return x

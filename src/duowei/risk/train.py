@@ -26,8 +26,9 @@ from duowei.risk.dataset import Screened, file_sha256, read_table, screen
 from duowei.risk.features import FeatureSpec, evaluate_columns, propose_specs
 from duowei.risk.gbm import MonotoneGBM
 from duowei.risk.master_scale import MasterScale, load_master_scale
-from duowei.risk.metrics import BinaryMetrics, binary_metrics, bin_shares, quantile_edges
+from duowei.risk.metrics import BinaryMetrics, bin_shares, binary_metrics, quantile_edges
 from duowei.risk.policy import ProtectedPolicy, load_protected_policy
+from duowei.risk.report import write_report
 from duowei.risk.scorecard import WoEScorecard
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,9 @@ def _frame_with_features(sc: Screened, specs: Sequence[FeatureSpec]) -> pd.DataF
     return pd.concat([sc.frame, pd.DataFrame(engineered, index=sc.frame.index)], axis=1)
 
 
-def _gbm_meta(card_model: WoEScorecard, features: Sequence[str], categorical: Sequence[str]) -> dict[str, Any]:
+def _gbm_meta(
+    card_model: WoEScorecard, features: Sequence[str], categorical: Sequence[str]
+) -> dict[str, Any]:
     cats: dict[str, Any] = {}
     for name in categorical:
         optb = card_model.binning_process_.get_binned_variable(name)
@@ -100,7 +103,7 @@ def fit_models(
     full = _frame_with_features(sc, specs)
     x_train, y_train = full.iloc[train_idx], sc.y[train_idx]
     card = WoEScorecard(categorical=sc.categorical).fit(x_train, y_train)
-    features = [c for c in full.columns]
+    features = list(full.columns)
     meta = _gbm_meta(card, features, sc.categorical)
     # Higher WoE means fewer bads, so WoE-encoded categories get a falling constraint.
     mono = [-1 if c in sc.categorical else card.trends_.get(c, 0) for c in features]
@@ -128,7 +131,9 @@ def train(
     started = time.perf_counter()
     policy = policy or load_protected_policy()
     scale = master_scale or load_master_scale()
-    sc = screen(read_table(data), target=target, bad_value=bad_value, exclude=exclude, policy=policy)
+    sc = screen(
+        read_table(data), target=target, bad_value=bad_value, exclude=exclude, policy=policy
+    )
     specs = propose_specs(sc.numeric + sc.categorical, sc.numeric)
     positions = np.arange(len(sc.y))
     train_idx, test_idx = train_test_split(
@@ -137,6 +142,7 @@ def train(
     card_model, gbm, full, gbm_meta = fit_models(sc, specs, train_idx)
     allowed = _reason_allowed(list(full.columns), specs, policy)
     card = card_model.to_json(reason_allowed=allowed)
+    variables: list[dict[str, Any]] = card["variables"]  # type: ignore[assignment]
     cols = {c: full[c].to_numpy() for c in full.columns}
     z_card = batch.scorecard_logodds(card, cols)
     card_cal = fit_platt(z_card[train_idx], sc.y[train_idx])
@@ -151,7 +157,14 @@ def train(
     points = batch.scorecard_points(card, cols)
     out.mkdir(parents=True, exist_ok=True)
     result = TrainResult(
-        out, version, m_card, m_gbm, float(sc.y.mean()), len(train_idx), len(test_idx), seconds,
+        out,
+        version,
+        m_card,
+        m_gbm,
+        float(sc.y.mean()),
+        len(train_idx),
+        len(test_idx),
+        seconds,
         sc.dropped,
     )
     metadata = {
@@ -164,7 +177,7 @@ def train(
         "bad_value": bad_value,
         "features": list(full.columns),
         "raw_features": {"numeric": list(sc.numeric), "categorical": list(sc.categorical)},
-        "scorecard_features": [v["name"] for v in card["variables"]],
+        "scorecard_features": [v["name"] for v in variables],
         "dropped": [{"column": c, "reason": r} for c, r in sc.dropped],
         "metrics": {**result.summary(), "train_seconds": round(seconds, 2)},
         "split": {"test_size": TEST_SIZE, "random_state": SPLIT_SEED, "stratify": "target"},
@@ -176,10 +189,23 @@ def train(
     write_json(out / "scorecard.json", card)
     (out / "gbm.txt").write_text(gbm_text, "utf-8")
     write_json(out / "gbm.json", gbm_meta)
-    write_json(out / "stability.json", {
-        "scorecard_points": _stability(points[train_idx]),
-        "gbm_pd": _stability(pd_gbm[train_idx]),
-    })
+    write_json(
+        out / "stability.json",
+        {
+            "scorecard_points": _stability(points[train_idx]),
+            "gbm_pd": _stability(pd_gbm[train_idx]),
+        },
+    )
+    write_report(
+        out / "report.html",
+        metadata=metadata,
+        card=card,
+        y_test=sc.y[test_idx],
+        preds={"scorecard": pd_card[test_idx], "gbm": pd_gbm[test_idx]},
+        points_train=points[train_idx],
+        points_test=points[test_idx],
+        metrics={"scorecard": m_card, "gbm": m_gbm},
+    )
     part = np.full(len(sc.y), "train", dtype=object)
     part[test_idx] = "test"
     pd.DataFrame({"row": sc.rows, "part": part}).to_csv(out / "split.csv", index=False)
