@@ -1,0 +1,152 @@
+"""End-of-day kernel and schedule + APR throughput; prints one JSON object.
+
+    .venv/bin/python benchmarks/eod.py                 # 100k, 1M, 10M accounts; 1M loans
+    .venv/bin/python benchmarks/eod.py --quick         # 100k accounts; 100k loans
+    .venv/bin/python benchmarks/eod.py --sizes 100000,1000000 --loans 1000000
+
+Kernel: ``accrue_and_age`` over synthetic columnar state (``duowei.sim.make_eod_state``), one
+business day, timed alone; peak memory is the state plus the kernel's extra allocations
+(tracemalloc, which sees numpy) on a second day. The end-to-end part (state read from and written
+back to the store) belongs to the end-of-day service and is not measured here.
+
+Schedule + APR: our vectorized path (``equal_installment_many`` + ``irr_many``) against
+numpy-financial (``pmt`` + ``irr``) and pyxirr (``pmt`` + ``irr``) called per loan, on the same
+loans in the same run. The per-loan baselines run on a sample and are extrapolated (labelled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import time
+import tracemalloc
+from datetime import date
+from typing import Any
+
+import numpy as np
+import numpy_financial as npf
+import pyxirr
+
+from duowei.products.apr import irr_many
+from duowei.products.eod import AgingRules, accrue_and_age, day_number
+from duowei.products.terms import load_cash_loan_terms
+from duowei.products.vector import equal_installment_many
+from duowei.sim.book import make_eod_state
+
+BUSINESS_DATE = date(2026, 3, 1)
+TERM_MONTHS = 12
+RATE_DEN = 120_000  # annual basis points / 12
+
+
+def kernel(size: int, seed: int) -> dict[str, Any]:
+    rules = AgingRules.from_terms(load_cash_loan_terms(BUSINESS_DATE).delinquency)
+    t0 = time.perf_counter()
+    book = make_eod_state(accounts=size, seed=seed, business_date=BUSINESS_DATE)
+    build_s = time.perf_counter() - t0
+    day = day_number(BUSINESS_DATE)
+    t0 = time.perf_counter()
+    done = accrue_and_age(book, day, rules)
+    kernel_s = time.perf_counter() - t0
+    tracemalloc.start()
+    accrue_and_age(book, day + 1, rules)
+    _, extra_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {
+        "accounts": size,
+        "accounts_run": done,
+        "state_build_s": round(build_s, 3),
+        "kernel_s": round(kernel_s, 3),
+        "accounts_per_s": round(size / kernel_s),
+        "state_mb": round(book.nbytes() / 2**20, 1),
+        "kernel_extra_peak_mb": round(extra_peak / 2**20, 1),
+        "peak_mb": round((book.nbytes() + extra_peak) / 2**20, 1),
+        "delinquent_share": round(float((book.columns["days_past_due"] > 0).mean()), 4),
+    }
+
+
+def _loans(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    principal = rng.integers(100, 200_000, n, dtype=np.int64) * 100
+    rate_bp = rng.integers(500, 2400, n, dtype=np.int64)  # 5%..24% a year
+    return principal, rate_bp
+
+
+def ours(principal: np.ndarray, rate_bp: np.ndarray) -> tuple[float, float, np.ndarray]:
+    t0 = time.perf_counter()
+    p, i = equal_installment_many(principal, rate_bp, rate_den=RATE_DEN, term=TERM_MONTHS)
+    flows = np.empty((len(principal), TERM_MONTHS + 1))
+    flows[:, 0] = -principal
+    flows[:, 1:] = p + i
+    t1 = time.perf_counter()
+    apr = irr_many(flows) * 12
+    t2 = time.perf_counter()
+    return t2 - t0, t2 - t1, apr
+
+
+def per_loan(lib: str, principal: np.ndarray, rate_bp: np.ndarray) -> tuple[float, np.ndarray]:
+    out = np.empty(len(principal))
+    t0 = time.perf_counter()
+    for k in range(len(principal)):
+        r = float(rate_bp[k]) / RATE_DEN
+        pv = float(principal[k]) / 100
+        if lib == "numpy_financial":
+            pmt = round(-float(npf.pmt(r, TERM_MONTHS, pv)), 2)
+            out[k] = float(npf.irr([-pv] + [pmt] * TERM_MONTHS)) * 12
+        else:
+            pmt = round(-pyxirr.pmt(r, TERM_MONTHS, pv), 2)
+            out[k] = pyxirr.irr([-pv] + [pmt] * TERM_MONTHS) * 12
+    return time.perf_counter() - t0, out
+
+
+def throughput(n: int, samples: dict[str, int], seed: int) -> dict[str, Any]:
+    principal, rate_bp = _loans(n, seed)
+    seconds, apr_s, apr = ours(principal, rate_bp)
+    result: dict[str, Any] = {
+        "loans": n,
+        "term_months": TERM_MONTHS,
+        "ours_vectorized": {
+            "s": round(seconds, 3),
+            "apr_only_s": round(apr_s, 3),
+            "loans_per_s": round(n / seconds),
+        },
+    }
+    for lib, sample in samples.items():
+        m = min(sample, n)
+        s, other = per_loan(lib, principal[:m], rate_bp[:m])
+        result[f"{lib}_per_loan"] = {
+            "sample_loans": m,
+            "sample_s": round(s, 3),
+            "loans_per_s": round(m / s),
+            "s_for_all_extrapolated" if m < n else "s": round(s * n / m, 3),
+            "max_apr_diff_vs_ours": float(np.nanmax(np.abs(other - apr[:m]))),
+        }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000,10000000")
+    parser.add_argument("--loans", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="100k accounts, 100k loans")
+    parser.add_argument("--seed", type=int, default=20260301)
+    args = parser.parse_args()
+    sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    loans = 100_000 if args.quick else args.loans
+    samples = {"numpy_financial": 2_000 if args.quick else 20_000, "pyxirr": 100_000}
+    report = {
+        "benchmark": "eod",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "note": "machine shared with other agents; figures may include their CPU load",
+        "targets": {"kernel_10m_s": 3.0, "apr_1m_loans_s": 0.5},
+        "kernel": [kernel(size, args.seed) for size in sizes],
+        "schedule_and_apr": throughput(loans, samples, args.seed),
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
