@@ -17,9 +17,15 @@ app = typer.Typer(
 )
 
 
+_registered: list[bool] = []
+
+
 def _register() -> None:
     # Each command group lives in its own module; registering here keeps the tree visible.
-    from duowei.cli import audit, db, demo, loan, risk
+    if _registered:
+        return
+    _registered.append(True)
+    from duowei.cli import audit, db, demo, loan, risk, score
 
     app.add_typer(db.app, name="db")
     app.add_typer(audit.app, name="audit")
@@ -27,8 +33,14 @@ def _register() -> None:
     app.add_typer(loan.app, name="loan")
     app.add_typer(risk.app, name="risk")
     app.add_typer(risk.stress_app, name="stress")
+    app.add_typer(score.app, name="score")
+
+
+def get_app() -> typer.Typer:
+    """The root app with every command group (for tests and embedding)."""
+    _register()
+    return app
 
 
 def main() -> None:
-    _register()
-    app()
+    get_app()()
