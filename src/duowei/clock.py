@@ -9,7 +9,7 @@ production. Times are UTC internally; the business date is taken in the configur
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -33,7 +33,7 @@ class SystemClock:
         self.tz = tz
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def today(self) -> date:
         return self.now().astimezone(self.tz).date()
@@ -45,7 +45,7 @@ class FixedClock:
     def __init__(self, start: datetime, tz: ZoneInfo = BUSINESS_TZ) -> None:
         if start.tzinfo is None:
             raise ValueError("FixedClock needs a timezone-aware start time")
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
         self.tz = tz
         self._lock = threading.Lock()
 
@@ -74,15 +74,15 @@ class FixedClock:
         with self._lock:
             if instant < self._now:
                 raise ValueError("a business clock does not run backwards")
-            self._now = instant.astimezone(timezone.utc)
+            self._now = instant.astimezone(UTC)
 
 
 def to_micros(instant: datetime) -> int:
     """Microseconds since the Unix epoch; how the ledger stores timestamps."""
     assert instant.tzinfo is not None
-    delta = instant - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = instant - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def from_micros(micros: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)

@@ -103,7 +103,7 @@ def parse_amount(
     Refuses floats, NaN and infinities, more than two decimals, exponents that hide them, and
     values beyond a signed 64-bit fen; the message says which.
     """
-    if isinstance(text, bool) or isinstance(text, float):
+    if isinstance(text, bool | float):
         raise InvalidInput(
             f"amount must be a decimal string such as '12.34', not a {type(text).__name__}"
         )
@@ -180,8 +180,13 @@ def split_fen(amount_fen: int, parts: int) -> tuple[int, ...]:
     return tuple(base + 1 if i < remainder else base for i in range(parts))
 
 
-def parse_rate(text: str | Decimal, *, name: str = "rate", maximum: Decimal = Decimal(10)) -> Decimal:
-    """Parse a rate as a decimal fraction ("0.0005"); refuse floats, NaN, negatives, absurd values."""
+def parse_rate(
+    text: str | Decimal, *, name: str = "rate", maximum: Decimal = Decimal(10)
+) -> Decimal:
+    """Parse a rate as a decimal fraction ("0.0005").
+
+    Refuses floats, NaN, negatives and absurd values.
+    """
     if isinstance(text, float | bool):
         raise InvalidInput(f"{name} must be a decimal string such as '0.0005', not a float")
     try:

@@ -126,7 +126,7 @@ def save_outcome(
         )
         for t, (leaf, chain) in zip(outcome.transfers, hashes, strict=True)
     ]
-    balances = [
+    balances: list[tuple[int, ...]] = [
         (a[2], a[3], a[4], a[5], account_id)
         for account_id in sorted(outcome.touched_accounts)
         for a in (snap.accounts[account_id],)
