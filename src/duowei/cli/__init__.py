@@ -25,7 +25,7 @@ def _register() -> None:
     if _registered:
         return
     _registered.append(True)
-    from duowei.cli import audit, db, demo, loan, risk, score
+    from duowei.cli import audit, db, demo, funding, loan, risk, score
 
     app.add_typer(db.app, name="db")
     app.add_typer(audit.app, name="audit")
@@ -34,6 +34,8 @@ def _register() -> None:
     app.add_typer(risk.app, name="risk")
     app.add_typer(risk.stress_app, name="stress")
     app.add_typer(score.app, name="score")
+    app.add_typer(funding.app, name="abs")
+    app.add_typer(funding.feasibility_app, name="feasibility")
 
 
 def get_app() -> typer.Typer:

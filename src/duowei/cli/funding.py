@@ -75,3 +75,45 @@ def abs_run(
     )
     for e in doc["triggers"]:
         console.print(f"period {e['period']}: trigger {e['id']} -> {e['effect']}")
+
+
+@feasibility_app.command("run")
+def feasibility_run(
+    plan_file: Annotated[Path, typer.Argument(help="Plan YAML (see examples/plans/).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Directory for feasibility.json and .html.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a summary.")
+    ] = False,
+) -> None:
+    """Project PLAN_FILE month by month and report NIM, ROA, ROE, IRR, break-even, headroom."""
+    from duowei.funding.feasibility import load_plan, project, summarize, tornado
+    from duowei.funding.feasibility_report import feasibility_html, feasibility_json
+
+    try:
+        plan = load_plan(plan_file)
+    except InvalidInput as exc:
+        _fail(str(exc))
+        return
+    monthly = project(plan)
+    summary = summarize(plan, monthly)
+    bars = tornado(plan)
+    doc = feasibility_json(plan, monthly, summary, bars)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "feasibility.json").write_text(
+            json.dumps(doc, ensure_ascii=False, indent=2), "utf-8"
+        )
+        (out / "feasibility.html").write_text(feasibility_html(doc, bars, summary.roe), "utf-8")
+    if as_json:
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{doc['plan']} - feasibility")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in doc["summary"].items():
+        table.add_row(key, str(value))
+    Console().print(table)
+    if out is not None:
+        Console().print(f"wrote {out / 'feasibility.json'} and {out / 'feasibility.html'}")
