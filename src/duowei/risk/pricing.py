@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from fractions import Fraction
 from typing import Any, Final
 
+from duowei.errors import InvalidInput
 from duowei.money import check_fen, parse_rate
 
 RATE_DIGITS: Final = Decimal("0.0001")
@@ -57,11 +59,21 @@ def price(pd: Decimal, policy: PricingPolicy) -> Price:
     return Price(min(raw, policy.rate_cap), raw, expected_loss.quantize(RATE_DIGITS), capped)
 
 
+def parse_share(text: str) -> Fraction:
+    """A share as an exact fraction, from "1/3" or a decimal string "0.5"."""
+    num, _, den = text.partition("/")
+    top = Fraction(parse_rate(num, maximum=Decimal(1000)))
+    bottom = Fraction(parse_rate(den, maximum=Decimal(1000))) if den else Fraction(1)
+    if bottom == 0 or not 0 <= top / bottom <= 1:
+        raise InvalidInput(f"share {text!r} must be between 0 and 1")
+    return top / bottom
+
+
 @dataclass(frozen=True, slots=True)
 class LimitPolicy:
     grade_max_fen: Mapping[str, int]
     borrower_cap_fen: int
-    annual_income_share_max: Decimal
+    annual_income_share_max: Fraction  # exact: "1/3" must not become 0.3333...
     debt_service_share_max: Decimal
     line_service_share: Decimal
     limit_step_fen: int
@@ -72,7 +84,7 @@ class LimitPolicy:
         return cls(
             grade_max_fen={str(k): check_fen(v) for k, v in d["grade_max_fen"].items()},
             borrower_cap_fen=check_fen(d["borrower_cap_fen"]),
-            annual_income_share_max=parse_rate(str(d["annual_income_share_max"])),
+            annual_income_share_max=parse_share(str(d["annual_income_share_max"])),
             debt_service_share_max=parse_rate(str(d["debt_service_share_max"])),
             line_service_share=parse_rate(str(d["line_service_share"])),
             limit_step_fen=check_fen(d["limit_step_fen"]),
@@ -103,13 +115,12 @@ def credit_limit(
         Decimal(monthly_income_fen) * policy.debt_service_share_max - existing_debt_service_fen
     )
     afford = service_room / policy.line_service_share if policy.line_service_share else Decimal(0)
-    income_room = (
-        Decimal(monthly_income_fen * 12) * policy.annual_income_share_max - existing_credit_fen
-    )
+    share = policy.annual_income_share_max
+    income_room = monthly_income_fen * 12 * share.numerator // share.denominator
     candidates = {
         "grade_max": policy.grade_max_fen.get(grade, 0),
         "affordability": int(afford.to_integral_value(rounding=ROUND_DOWN)),
-        "annual_income_share": int(income_room.to_integral_value(rounding=ROUND_DOWN)),
+        "annual_income_share": income_room - existing_credit_fen,
         "borrower_cap": policy.borrower_cap_fen - existing_credit_fen,
     }
     binding = min(candidates, key=lambda k: candidates[k])
