@@ -1,0 +1,202 @@
+"""Ledger throughput and audit verification speed, on SQLite and PostgreSQL. Prints JSON.
+
+    python benchmarks/ledger.py [--quick] [--pg-url URL] [--skip-pg]
+
+Measures transfers/s with one transfer per database transaction and batched (1,000 per
+transaction), with 10 hot accounts and with 100,000 accounts, and audit verification in
+leaves/s. The anchor in the same run is a plain batched INSERT + UPDATE ledger in Python (no
+rules, no log), on each engine. Targets on a 2-core machine: PostgreSQL batched >= 50,000/s,
+SQLite batched >= 150,000/s, PostgreSQL single >= 2,000/s, verification >= 500,000 leaves/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from duowei.audit import service
+from duowei.clock import BUSINESS_TZ, FixedClock
+from duowei.db import Database, open_database
+from duowei.ledger.ledger import LedgerService
+from duowei.ledger.model import AccountSpec, TransferRequest
+
+CNY = 156
+BATCH = 1_000
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 1, 1, tzinfo=BUSINESS_TZ))
+
+
+def open_accounts(svc: LedgerService, n: int) -> None:
+    specs = [AccountSpec(i, CNY, 1) for i in range(1, n + 1)]
+    for start in range(0, n, 8_000):
+        assert all(r.ok for r in svc.create_accounts(specs[start : start + 8_000]))
+
+
+def requests(prefix: str, count: int, n_accounts: int, seed: int) -> list[TransferRequest]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        debit = rng.randint(1, n_accounts)
+        credit = rng.randint(1, n_accounts - 1)
+        credit += credit >= debit
+        out.append(TransferRequest(f"{prefix}{i}", debit, credit, rng.randint(1, 100_000), CNY, 1))
+    return out
+
+
+def run_batched(svc: LedgerService, reqs: list[TransferRequest]) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(reqs), BATCH):
+        results = svc.create_transfers(reqs[start : start + BATCH])
+        assert all(r.ok for r in results)
+    return len(reqs) / (time.perf_counter() - started)
+
+
+def run_single(svc: LedgerService, reqs: list[TransferRequest]) -> float:
+    started = time.perf_counter()
+    for req in reqs:
+        assert svc.create_transfers([req])[0].ok
+    return len(reqs) / (time.perf_counter() - started)
+
+
+def _single_worker(url: str, prefix: str, count: int, n_accounts: int, seed: int) -> int:
+    svc = LedgerService(open_database(url, migrate=False), clock())
+    for req in requests(prefix, count, n_accounts, seed):
+        assert svc.create_transfers([req])[0].ok
+    svc.db.dispose()
+    return count
+
+
+def run_single_concurrent(url: str, workers: int, count: int, n_accounts: int) -> float:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        started = time.perf_counter()
+        done = pool.starmap(
+            _single_worker, [(url, f"c{w}.", count, n_accounts, 100 + w) for w in range(workers)]
+        )
+        elapsed = time.perf_counter() - started
+    return sum(done) / elapsed
+
+
+def verify(db: Database) -> dict[str, float]:
+    with db.transaction() as uow:
+        report = service.verify_log(uow, None)
+    return {"leaves": report.leaves, "leaves_per_s": round(report.leaves_per_s)}
+
+
+def anchor_plain(db: Database, count: int, n_accounts: int) -> float:
+    """A plain ledger: INSERT the transfer, UPDATE both balances, 1,000 per transaction."""
+    with db.transaction() as uow:
+        uow.execute("CREATE TABLE plain_accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL)")
+        uow.execute(
+            "CREATE TABLE plain_transfers (id TEXT PRIMARY KEY, debit BIGINT, credit BIGINT, "
+            "amount BIGINT)"
+        )
+        uow.raw.cursor().executemany(
+            uow.sql("INSERT INTO plain_accounts VALUES (?, 0)"),
+            [(i,) for i in range(1, n_accounts + 1)],
+        )
+    reqs = requests("p", count, n_accounts, 7)
+    started = time.perf_counter()
+    for start in range(0, count, BATCH):
+        chunk = reqs[start : start + BATCH]
+        with db.transaction() as uow:
+            cur = uow.raw.cursor()
+            cur.executemany(
+                uow.sql("INSERT INTO plain_transfers VALUES (?,?,?,?)"),
+                [(r.id, r.debit_account_id, r.credit_account_id, r.amount_fen) for r in chunk],
+            )
+            cur.executemany(
+                uow.sql("UPDATE plain_accounts SET balance = balance + ? WHERE id = ?"),
+                [(-r.amount_fen, r.debit_account_id) for r in chunk]
+                + [(r.amount_fen, r.credit_account_id) for r in chunk],
+            )
+    return count / (time.perf_counter() - started)
+
+
+def engine_run(url: str, engine: str, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for n_accounts in (10, 100_000):
+        db_url = url if engine == "postgresql" else url.format(n=n_accounts)
+        if engine == "postgresql":
+            db_url = fresh_pg_schema(url)
+        db = open_database(db_url)
+        svc = LedgerService(db, clock())
+        open_accounts(svc, n_accounts)
+        batched = run_batched(svc, requests("b", args.batched, n_accounts, 1))
+        single = run_single(svc, requests("s", args.single, n_accounts, 2))
+        key = f"accounts_{n_accounts}"
+        out[key] = {"batched_tps": round(batched), "single_tps": round(single)}
+        if engine == "postgresql":
+            out[key]["single_tps_4_clients"] = round(
+                run_single_concurrent(db_url, 4, args.single // 2, n_accounts)
+            )
+        out[key]["verify"] = verify(db)
+        out[key]["anchor_plain_batched_tps"] = round(anchor_plain(db, args.batched, n_accounts))
+        db.dispose()
+    return out
+
+
+def fresh_pg_schema(url: str) -> str:
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+        c.execute(f"CREATE SCHEMA {schema}")
+    return f"{url}?options=-csearch_path%3D{schema}"
+
+
+def drop_bench_schemas(url: str) -> None:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+        for (name,) in c.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%'"
+        ).fetchall():
+            c.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    parser.add_argument("--pg-url", default=os.environ.get("DUOWEI_TEST_PG_URL", PG_DEFAULT))
+    parser.add_argument("--skip-pg", action="store_true")
+    args = parser.parse_args()
+    args.batched = 20_000 if args.quick else 200_000
+    args.single = 1_000 if args.quick else 10_000
+    result: dict[str, Any] = {
+        "benchmark": "ledger",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "batch_size": BATCH,
+        "transfers_batched": args.batched,
+        "transfers_single": args.single,
+        "targets": {
+            "postgresql_batched_tps": 50_000,
+            "sqlite_batched_tps": 150_000,
+            "postgresql_single_tps": 2_000,
+            "verify_leaves_per_s": 500_000,
+        },
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        result["sqlite"] = engine_run(str(Path(tmp) / "ledger-{n}.db").join(["sqlite:///", ""]), "sqlite", args)
+    if not args.skip_pg:
+        try:
+            result["postgresql"] = engine_run(args.pg_url, "postgresql", args)
+        finally:
+            drop_bench_schemas(args.pg_url)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
