@@ -151,15 +151,19 @@ def engine_run(url: str, engine: str, args: argparse.Namespace) -> dict[str, Any
     return out
 
 
+def _admin(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+
+
 def fresh_pg_schema(url: str) -> str:
     schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+    with _admin(url) as c:
         c.execute(f"CREATE SCHEMA {schema}")
     return f"{url}?options=-csearch_path%3D{schema}"
 
 
 def drop_bench_schemas(url: str) -> None:
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+    with _admin(url) as c:
         for (name,) in c.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%'"
         ).fetchall():
@@ -177,7 +181,9 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "ledger",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
         "batch_size": BATCH,
         "transfers_batched": args.batched,
         "transfers_single": args.single,
@@ -189,7 +195,8 @@ def main() -> None:
         },
     }
     with tempfile.TemporaryDirectory() as tmp:
-        result["sqlite"] = engine_run(str(Path(tmp) / "ledger-{n}.db").join(["sqlite:///", ""]), "sqlite", args)
+        sqlite_url = "sqlite:///" + str(Path(tmp) / "ledger-{n}.db")
+        result["sqlite"] = engine_run(sqlite_url, "sqlite", args)
     if not args.skip_pg:
         try:
             result["postgresql"] = engine_run(args.pg_url, "postgresql", args)

@@ -117,3 +117,47 @@ def test_evaluate_reports_psi(taiwan_model: tuple[Path, dict[str, object]]) -> N
     assert ev["alerts"] == []
     assert ev["scorecard"]["auc"] > 0.765
     assert math.isclose(ev["bad_rate"], 0.2212, abs_tol=1e-4)
+
+
+def test_a_decision_is_recorded_in_the_database_audit_log(
+    taiwan_model: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    """Underwriting writes the decision as an audit-log leaf in the same transaction, with
+    only the model's inputs: a protected attribute sent along is not stored."""
+    from datetime import date
+
+    from duowei.audit import service as audit
+    from duowei.clock import FixedClock
+    from duowei.db import open_database
+    from duowei.identity import make_resident_id
+    from duowei.risk.artefact import load_model
+    from duowei.risk.decision import Application, load_credit_policy
+    from duowei.services.underwriting import decide_and_record
+
+    model = load_model(taiwan_model[0])
+    features = dict.fromkeys(model.metadata["raw_features"]["numeric"], 0)
+    features.update({"LIMIT_BAL": 200_000, "AGE": 35, "SEX": 2, "MARRIAGE": 1})
+    app_ = Application(
+        application_id="A-77",
+        resident_id=make_resident_id(
+            region_code="110105", birth_date=date(1990, 3, 7), sequence=12
+        ),
+        mobile="13800138000",
+        monthly_income_fen=1_500_000,
+        features=features,
+    )
+    db = open_database(f"sqlite:///{tmp_path / 'duowei.db'}")
+    clock = FixedClock.at_date(date(2026, 1, 5))
+    decision, index = decide_and_record(db, clock, model, app_, load_credit_policy())
+    with db.transaction() as uow:
+        row = uow.fetchone("SELECT kind, ref, payload FROM audit_events WHERE seq = ?", (index,))
+        report = audit.verify_log(uow, None)
+    assert row is not None
+    payload = json.loads(row[2])
+    assert row[1] == "A-77"
+    assert model.version in row[2]
+    assert decision.outcome in row[2]
+    assert "SEX" not in payload.get("inputs", payload).get("features", {})
+    assert '"SEX"' not in row[2]
+    assert report.events == 1
+    db.dispose()

@@ -115,13 +115,22 @@ def decide(
     policy: Annotated[
         Path | None, typer.Option(help="Credit policy YAML (default: built in)")
     ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Record the decision in this database's audit log (sqlite:///PATH or "
+            "postgresql+psycopg://...); without it the event is only printed.",
+        ),
+    ] = None,
 ) -> None:
     """Decide one application (KYC, score, rules, limit, price) and print the decision.
 
     The application JSON has ``application_id``, ``resident_id``, ``mobile``,
     ``monthly_income`` (yuan, a decimal string), optional ``existing_credit`` and
     ``existing_debt_service`` (yuan) and ``features`` (the model's input columns). The decision
-    is recorded in an in-memory log here; the service layer records it in the audit log.
+    is recorded in the database's audit log with ``--db`` (only the model's input columns are
+    kept), else in an in-memory log and printed.
     """
     from duowei.audit.events import MemoryEventRecorder
     from duowei.clock import SystemClock
@@ -143,12 +152,27 @@ def decide(
             ),
             features=dict(raw.get("features", {})),
         )
+        credit_policy = load_credit_policy(str(policy) if policy else None)
+        if db is not None:
+            from duowei.db import open_database
+            from duowei.services.underwriting import decide_and_record
+
+            database = open_database(db)
+            d, index = decide_and_record(database, SystemClock(), loaded, app_, credit_policy)
+            row = None
+            with database.transaction() as uow:
+                row = uow.fetchone("SELECT payload FROM audit_events WHERE seq = ?", (index,))
+            database.dispose()
+            assert row is not None
+            typer.echo(row[0])
+            typer.echo(f"recorded as audit-log entry {index}", err=True)
+            return
         recorder = MemoryEventRecorder()
         d = decide(
             app_,
             scorer=loaded.scorecard(),
             model_version=loaded.version,
-            policy=load_credit_policy(str(policy) if policy else None),
+            policy=credit_policy,
             clock=SystemClock(),
             recorder=recorder,
         )
