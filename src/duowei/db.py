@@ -112,7 +112,8 @@ class Database:
             yield UnitOfWork(conn, self.dialect)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent)."""
+        """Bring the schema to the newest revisions (idempotent). Each area adds its own
+        migrations on top of 0001, so there may be several heads; all are applied."""
         from alembic import command
         from alembic.config import Config
 
@@ -120,7 +121,7 @@ class Database:
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.engine.connect() as conn:
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")
             conn.commit()
 
     def dispose(self) -> None:
