@@ -126,7 +126,10 @@ def test_proof_error_is_a_value_error_and_an_integrity_error() -> None:
 
 
 def _vectors() -> dict[str, Any] | None:
-    candidates = [Path(__file__).parents[2] / ".." / "shared" / "oracles"]
+    candidates = [
+        Path(__file__).parent / "data",
+        Path(__file__).parents[2] / ".." / "shared" / "oracles",
+    ]
     if os.environ.get("DUOWEI_SHARED"):
         candidates.append(Path(os.environ["DUOWEI_SHARED"]) / "oracles")
     for folder in candidates:
