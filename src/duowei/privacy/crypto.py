@@ -182,3 +182,38 @@ def blind_index(keyring: Keyring, kind: str, normalised_value: str) -> bytes:
     """HMAC-SHA256(index key, kind || 0x00 || value): equality search without decryption."""
     message = kind.encode() + b"\x00" + normalised_value.encode()
     return hmac.new(keyring.index_key, message, hashlib.sha256).digest()
+
+
+# ----------------------------------------------------------------------------- files
+
+FILE_FORMAT: Final = "duowei-sealed-file/1"
+
+
+def seal_document(keyring: Keyring, plaintext: bytes, label: str) -> bytes:
+    """A self-describing envelope for a file that must hold personal data (a bureau
+    submission): a fresh file key wrapped by the active KEK, the content under the file key."""
+    file_key = secrets.token_bytes(KEY_BYTES)
+    kek_id, wrapped = wrap_data_key(keyring, f"file/{label}", file_key)
+    doc = {
+        "format": FILE_FORMAT,
+        "label": label,
+        "kek_id": kek_id,
+        "wrapped_key": _b64(wrapped),
+        "ciphertext": _b64(seal(file_key, plaintext, f"duowei/file/{label}".encode())),
+    }
+    return json.dumps(doc, indent=1).encode()
+
+
+def open_document(keyring: Keyring, sealed: bytes) -> bytes:
+    try:
+        doc = json.loads(sealed)
+        if doc.get("format") != FILE_FORMAT:
+            raise InvalidInput(f"not a {FILE_FORMAT} file")
+        label = str(doc["label"])
+        key = unwrap_data_key(keyring, f"file/{label}", str(doc["kek_id"]),
+                              _unb64(doc["wrapped_key"]))  # fmt: skip
+        return open_sealed(key, _unb64(doc["ciphertext"]), f"duowei/file/{label}".encode())
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput(f"malformed sealed file: {exc}") from None
