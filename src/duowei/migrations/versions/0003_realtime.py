@@ -1,0 +1,187 @@
+"""Real-time risk: decisions and rule hits, the analysts' alert queue, limit changes, outbox.
+
+Revision ID: 0003
+Revises: 0001
+Create Date: 2026-11-26
+
+Decisions, rule hits and limit changes are records of history: append-only (no UPDATE, DELETE
+or TRUNCATE). Alerts are a work queue: never deleted, and a resolved alert never changes again.
+Outbox messages are never deleted; only their delivery time may be set, once.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+_APPEND_ONLY = ("risk_decisions", "risk_rule_hits", "limit_changes")
+_ROWID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite needs INTEGER for rowid
+
+
+def _tables() -> None:
+    op.create_table(
+        "risk_decisions",
+        sa.Column("event_id", sa.Text, primary_key=True),
+        sa.Column("customer_no", sa.BigInteger, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("amount_fen", sa.BigInteger, nullable=False),
+        sa.Column("action", sa.Text, nullable=False),
+        sa.Column("reasons", sa.Text, nullable=False),
+        sa.Column("anomaly_score_ppm", sa.Integer, nullable=False),
+        sa.Column("ruleset_version", sa.Text, nullable=False),
+        sa.Column("degraded", sa.SmallInteger, nullable=False),
+        sa.Column("business_date", sa.Text, nullable=False),
+        sa.Column("decided_us", sa.BigInteger, nullable=False),
+        sa.CheckConstraint("amount_fen > 0", name="risk_decision_amount_positive"),
+        sa.CheckConstraint(
+            "action IN ('approve','step_up','hold_for_review','decline')",
+            name="risk_decision_action_known",
+        ),
+    )
+    op.create_index("risk_decisions_customer", "risk_decisions", ["customer_no", "decided_us"])
+    op.create_table(
+        "risk_rule_hits",
+        sa.Column("event_id", sa.Text, primary_key=True),
+        sa.Column("rule_id", sa.Text, primary_key=True),
+        sa.Column("ruleset_version", sa.Text, nullable=False),
+        sa.Column("shadow", sa.SmallInteger, nullable=False),
+        sa.Column("action", sa.Text, nullable=False),
+        sa.Column("business_date", sa.Text, nullable=False),
+    )
+    op.create_index(
+        "risk_rule_hits_stats", "risk_rule_hits", ["ruleset_version", "rule_id", "business_date"]
+    )
+    op.create_table(
+        "risk_alerts",
+        sa.Column("id", _ROWID, primary_key=True, autoincrement=True),
+        sa.Column("dedup_key", sa.Text, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("severity", sa.Text, nullable=False),
+        sa.Column("customer_no", sa.BigInteger),
+        sa.Column("ref", sa.Text, nullable=False),
+        sa.Column("summary", sa.Text, nullable=False),
+        sa.Column("occurrences", sa.Integer, nullable=False),
+        sa.Column("first_seen_us", sa.BigInteger, nullable=False),
+        sa.Column("last_seen_us", sa.BigInteger, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("resolved_by", sa.Text),
+        sa.Column("resolution", sa.Text),
+        sa.Column("resolved_us", sa.BigInteger),
+        sa.CheckConstraint("severity IN ('low','medium','high','critical')", name="alert_sev"),
+        sa.CheckConstraint("status IN ('open','resolved')", name="alert_status_known"),
+        sa.CheckConstraint("occurrences >= 1", name="alert_occurrences_positive"),
+    )
+    # De-duplication: at most one open alert per key; a resolved key may open a new alert.
+    op.create_index(
+        "risk_alerts_open_key",
+        "risk_alerts",
+        ["dedup_key"],
+        unique=True,
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    )
+    op.create_index("risk_alerts_queue", "risk_alerts", ["status", "severity", "last_seen_us"])
+    op.create_table(
+        "limit_changes",
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("customer_no", sa.BigInteger, nullable=False),
+        sa.Column("action", sa.Text, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("old_limit_fen", sa.BigInteger, nullable=False),
+        sa.Column("new_limit_fen", sa.BigInteger, nullable=False),
+        sa.Column("moved_fen", sa.BigInteger, nullable=False),
+        sa.Column("transfer_id", sa.Text),
+        sa.Column("signals", sa.Text, nullable=False),
+        sa.Column("policy_version", sa.Text, nullable=False),
+        sa.Column("decided_us", sa.BigInteger, nullable=False),
+        sa.CheckConstraint("old_limit_fen >= 0 AND new_limit_fen >= 0", name="limit_non_negative"),
+        sa.CheckConstraint(
+            "action IN ('increase','decrease','freeze')", name="limit_change_action_known"
+        ),
+    )
+    op.create_index("limit_changes_customer", "limit_changes", ["customer_no", "decided_us"])
+    op.create_table(
+        "outbox",
+        sa.Column("id", _ROWID, primary_key=True, autoincrement=True),
+        sa.Column("message_key", sa.Text, nullable=False, unique=True),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("customer_no", sa.BigInteger),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("created_us", sa.BigInteger, nullable=False),
+        sa.Column("delivered_us", sa.BigInteger),
+    )
+    op.create_index("outbox_undelivered", "outbox", ["delivered_us", "id"])
+
+
+_ALERT_GUARD = (
+    "OLD.status = 'resolved' OR NEW.id <> OLD.id OR NEW.dedup_key <> OLD.dedup_key "
+    "OR NEW.first_seen_us <> OLD.first_seen_us OR NEW.occurrences < OLD.occurrences"
+)
+_OUTBOX_GUARD = (
+    "OLD.delivered_us IS NOT NULL OR NEW.id <> OLD.id OR NEW.message_key <> OLD.message_key "
+    "OR NEW.payload <> OLD.payload OR NEW.topic <> OLD.topic"
+)
+
+
+def _sqlite_triggers() -> list[str]:
+    out = []
+    for t in _APPEND_ONLY:
+        for op_ in ("update", "delete"):
+            out.append(
+                f"CREATE TRIGGER {t}_no_{op_} BEFORE {op_.upper()} ON {t} "
+                f"BEGIN SELECT RAISE(ABORT, '{t} are append-only: {op_} refused'); END"
+            )
+    for t in ("risk_alerts", "outbox"):
+        out.append(
+            f"CREATE TRIGGER {t}_no_delete BEFORE DELETE ON {t} "
+            f"BEGIN SELECT RAISE(ABORT, '{t} rows are never deleted'); END"
+        )
+    out.append(
+        f"CREATE TRIGGER risk_alerts_guard BEFORE UPDATE ON risk_alerts WHEN {_ALERT_GUARD} "
+        "BEGIN SELECT RAISE(ABORT, 'a resolved alert is final; keys and counts only grow'); END"
+    )
+    out.append(
+        f"CREATE TRIGGER outbox_guard BEFORE UPDATE ON outbox WHEN {_OUTBOX_GUARD} "
+        "BEGIN SELECT RAISE(ABORT, 'an outbox message is immutable once written'); END"
+    )
+    return out
+
+
+def _pg_triggers() -> list[str]:
+    # duowei_refuse() comes from revision 0001.
+    out = []
+    for t in (*_APPEND_ONLY, "risk_alerts", "outbox"):
+        ops = "UPDATE OR DELETE" if t in _APPEND_ONLY else "DELETE"
+        out.append(
+            f"CREATE TRIGGER {t}_append_only BEFORE {ops} ON {t} FOR EACH ROW "
+            "EXECUTE FUNCTION duowei_refuse('rows are never changed or removed')"
+        )
+        out.append(
+            f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} FOR EACH STATEMENT "
+            "EXECUTE FUNCTION duowei_refuse('rows are never removed')"
+        )
+    for name, table, cond, why in (
+        ("risk_alerts_guard", "risk_alerts", _ALERT_GUARD, "a resolved alert is final"),
+        ("outbox_guard", "outbox", _OUTBOX_GUARD, "an outbox message is immutable"),
+    ):
+        out.append(
+            f"CREATE TRIGGER {name} BEFORE UPDATE ON {table} FOR EACH ROW WHEN ({cond}) "
+            f"EXECUTE FUNCTION duowei_refuse('{why}')"
+        )
+    return out
+
+
+def upgrade() -> None:
+    _tables()
+    dialect = op.get_bind().dialect.name
+    for statement in _sqlite_triggers() if dialect == "sqlite" else _pg_triggers():
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    raise RuntimeError("risk decisions and limit changes are records: never downgraded")

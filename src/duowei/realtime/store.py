@@ -1,0 +1,280 @@
+"""Rows of the real-time engine, written inside the caller's unit of work.
+
+``record_decision`` keeps a verdict with the hold it guarded (same transaction), its rule hits
+(hit statistics are counts of these rows) and, for holds and declines, an alert in the
+analysts' queue. Alerts de-duplicate on a key: while one is open, a repeat raises its count.
+The outbox holds customer notifications for a separate sender (written with the change that
+caused them, so none is lost or sent for a change that rolled back).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from duowei.audit.events import canonical_json
+from duowei.audit.log import DbEventRecorder
+from duowei.clock import BUSINESS_TZ, Clock, from_micros, to_micros
+from duowei.db import UnitOfWork
+from duowei.errors import InvalidInput, NotFound
+from duowei.realtime.events import Action, RiskEvent, Verdict
+from duowei.realtime.rules import SEVERITIES
+
+PAGE_SIZE_MAX: Final = 500
+TEXT_MAX: Final = 500
+STATUSES: Final = ("open", "resolved")
+_PPM: Final = 1_000_000
+ALERT_ACTIONS: Final = {Action.HOLD_FOR_REVIEW: "medium", Action.DECLINE: "high"}
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    dedup_key: str
+    kind: str
+    severity: str
+    customer_no: int | None
+    ref: str
+    summary: str
+    occurrences: int
+    first_seen_us: int
+    last_seen_us: int
+    status: str
+    resolved_by: str | None
+    resolution: str | None
+    resolved_us: int | None
+
+
+_ALERT_COLUMNS: Final = (
+    "id, dedup_key, kind, severity, customer_no, ref, summary, occurrences, first_seen_us, "
+    "last_seen_us, status, resolved_by, resolution, resolved_us"
+)
+
+
+def _severest(severities: list[str]) -> str:
+    return max(severities, key=SEVERITIES.index) if severities else "low"
+
+
+def record_decision(uow: UnitOfWork, event: RiskEvent, verdict: Verdict, clock: Clock) -> bool:
+    """Keep a verdict (idempotent on the event id); False when it was already recorded."""
+    now_us = to_micros(clock.now())
+    day = from_micros(event.at_us).astimezone(BUSINESS_TZ).date().isoformat()
+    cur = uow.execute(
+        "INSERT INTO risk_decisions (event_id, customer_no, kind, amount_fen, action, reasons, "
+        "anomaly_score_ppm, ruleset_version, degraded, business_date, decided_us) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (event_id) DO NOTHING",
+        (
+            event.event_id,
+            event.customer_no,
+            event.kind.value,
+            event.amount_fen,
+            verdict.action.label,
+            ",".join(verdict.reasons),
+            round(verdict.anomaly_score * _PPM),
+            verdict.ruleset_version,
+            int(verdict.degraded),
+            day,
+            now_us,
+        ),
+    )
+    if cur.rowcount == 0:
+        return False
+    hits = [*verdict.hits, *verdict.shadow_hits]
+    if hits:
+        cur = uow.cursor()
+        cur.executemany(
+            uow.sql(
+                "INSERT INTO risk_rule_hits (event_id, rule_id, ruleset_version, shadow, action, "
+                "business_date) VALUES (?,?,?,?,?,?)"
+            ),
+            [
+                (
+                    event.event_id,
+                    h.rule_id,
+                    verdict.ruleset_version,
+                    int(h.shadow),
+                    h.action.label,
+                    day,
+                )
+                for h in hits
+            ],
+        )
+    if verdict.action in ALERT_ACTIONS:
+        severity = _severest([h.severity for h in verdict.hits])
+        raise_alert(
+            uow,
+            clock,
+            dedup_key=f"customer:{event.customer_no}:{verdict.action.label}",
+            kind=f"authorization_{verdict.action.label}",
+            severity=severity,
+            customer_no=event.customer_no,
+            ref=event.event_id,
+            summary=", ".join(verdict.reasons)[:TEXT_MAX],
+        )
+    return True
+
+
+def raise_alert(
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    dedup_key: str,
+    kind: str,
+    severity: str,
+    ref: str,
+    summary: str,
+    customer_no: int | None = None,
+) -> int:
+    """Open an alert, or count one more occurrence of the open alert with the same key."""
+    if severity not in SEVERITIES:
+        raise InvalidInput(f"severity must be one of {SEVERITIES}")
+    if not dedup_key or len(dedup_key) > TEXT_MAX or len(summary) > TEXT_MAX:
+        raise InvalidInput(f"dedup_key and summary must be 1-{TEXT_MAX} characters")
+    now_us = to_micros(clock.now())
+    row = uow.fetchone(
+        "INSERT INTO risk_alerts (dedup_key, kind, severity, customer_no, ref, summary, "
+        "occurrences, first_seen_us, last_seen_us, status) VALUES (?,?,?,?,?,?,1,?,?,'open') "
+        "ON CONFLICT (dedup_key) WHERE status = 'open' DO UPDATE SET "
+        "occurrences = risk_alerts.occurrences + 1, last_seen_us = excluded.last_seen_us, "
+        "ref = excluded.ref, summary = excluded.summary, severity = CASE "
+        "WHEN risk_alerts.severity = 'critical' OR excluded.severity = 'critical' THEN 'critical' "
+        "WHEN risk_alerts.severity = 'high' OR excluded.severity = 'high' THEN 'high' "
+        "WHEN risk_alerts.severity = 'medium' OR excluded.severity = 'medium' THEN 'medium' "
+        "ELSE 'low' END RETURNING id",
+        (dedup_key, kind, severity, customer_no, ref, summary, now_us, now_us),
+    )
+    assert row is not None
+    return int(row[0])
+
+
+def list_alerts(
+    uow: UnitOfWork,
+    *,
+    status: str | None = "open",
+    severity_min: str = "low",
+    customer_no: int | None = None,
+    limit: int = 100,
+    after_id: int = 0,
+) -> list[Alert]:
+    """The queue, most severe first then oldest; ``limit`` at most ``PAGE_SIZE_MAX``."""
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status must be one of {STATUSES}")
+    if severity_min not in SEVERITIES:
+        raise InvalidInput(f"severity must be one of {SEVERITIES}")
+    wanted = SEVERITIES[SEVERITIES.index(severity_min) :]
+    sql = (
+        f"SELECT {_ALERT_COLUMNS} FROM risk_alerts WHERE id > ? "
+        f"AND severity IN ({','.join('?' * len(wanted))})"
+    )
+    params: list[Any] = [after_id, *wanted]
+    if status is not None:
+        sql += " AND status = ?"
+        params.append(status)
+    if customer_no is not None:
+        sql += " AND customer_no = ?"
+        params.append(customer_no)
+    sql += (
+        " ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 "
+        "ELSE 3 END, first_seen_us, id LIMIT ?"
+    )
+    params.append(min(max(limit, 1), PAGE_SIZE_MAX))
+    return [Alert(*r) for r in uow.fetchall(sql, params)]
+
+
+def resolve_alert(
+    uow: UnitOfWork, clock: Clock, *, alert_id: int, resolved_by: str, resolution: str
+) -> Alert:
+    """Close an alert with who and why; recorded in the audit log. Resolving twice is refused."""
+    if not resolved_by or len(resolved_by) > 100 or not resolution or len(resolution) > TEXT_MAX:
+        raise InvalidInput("resolved_by (1-100) and resolution (1-500 characters) are required")
+    row = uow.fetchone(f"SELECT {_ALERT_COLUMNS} FROM risk_alerts WHERE id = ?", (alert_id,))
+    if row is None:
+        raise NotFound(f"no alert {alert_id}")
+    if Alert(*row).status != "open":
+        raise InvalidInput(f"alert {alert_id} is already resolved")
+    now_us = to_micros(clock.now())
+    uow.execute(
+        "UPDATE risk_alerts SET status = 'resolved', resolved_by = ?, resolution = ?, "
+        "resolved_us = ? WHERE id = ? AND status = 'open'",
+        (resolved_by, resolution, now_us, alert_id),
+    )
+    DbEventRecorder(uow, clock).record_event(
+        kind="risk.alert_resolved",
+        ref=f"alert:{alert_id}",
+        payload={"alert_id": alert_id, "resolved_by": resolved_by, "resolution": resolution},
+    )
+    again = uow.fetchone(f"SELECT {_ALERT_COLUMNS} FROM risk_alerts WHERE id = ?", (alert_id,))
+    assert again is not None
+    return Alert(*again)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleStat:
+    ruleset_version: str
+    rule_id: str
+    shadow: bool
+    hits: int
+
+
+def rule_stats(uow: UnitOfWork, *, date_from: str, date_to: str) -> tuple[int, list[RuleStat]]:
+    """Decisions in the date range and hits per rule (shadow hits apart)."""
+    row = uow.fetchone(
+        "SELECT COUNT(*) FROM risk_decisions WHERE business_date BETWEEN ? AND ?",
+        (date_from, date_to),
+    )
+    rows = uow.fetchall(
+        "SELECT ruleset_version, rule_id, shadow, COUNT(*) FROM risk_rule_hits "
+        "WHERE business_date BETWEEN ? AND ? GROUP BY ruleset_version, rule_id, shadow "
+        "ORDER BY ruleset_version, rule_id, shadow",
+        (date_from, date_to),
+    )
+    return int(row[0]) if row else 0, [RuleStat(r[0], r[1], bool(r[2]), int(r[3])) for r in rows]
+
+
+# ---- outbox ----
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    message_key: str
+    topic: str
+    customer_no: int | None
+    payload: dict[str, Any]
+    created_us: int
+
+
+def enqueue(
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    message_key: str,
+    topic: str,
+    payload: dict[str, Any],
+    customer_no: int | None = None,
+) -> bool:
+    """Queue a notification (idempotent on ``message_key``); False when already queued."""
+    cur = uow.execute(
+        "INSERT INTO outbox (message_key, topic, customer_no, payload, created_us) "
+        "VALUES (?,?,?,?,?) ON CONFLICT (message_key) DO NOTHING",
+        (message_key, topic, customer_no, canonical_json(payload).decode(), to_micros(clock.now())),
+    )
+    return bool(cur.rowcount)
+
+
+def undelivered(uow: UnitOfWork, *, limit: int = 100) -> list[OutboxMessage]:
+    rows = uow.fetchall(
+        "SELECT id, message_key, topic, customer_no, payload, created_us FROM outbox "
+        "WHERE delivered_us IS NULL ORDER BY id LIMIT ?",
+        (min(max(limit, 1), PAGE_SIZE_MAX),),
+    )
+    return [OutboxMessage(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+
+def mark_delivered(uow: UnitOfWork, clock: Clock, message_id: int) -> bool:
+    cur = uow.execute(
+        "UPDATE outbox SET delivered_us = ? WHERE id = ? AND delivered_us IS NULL",
+        (to_micros(clock.now()), message_id),
+    )
+    return bool(cur.rowcount)
