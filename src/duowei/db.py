@@ -23,6 +23,7 @@ from duowei.errors import InvalidInput
 
 Dialect = Literal["sqlite", "postgresql"]
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+SQLITE_CACHE_KIB: Final = 64 * 1024
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 
 
@@ -76,6 +77,8 @@ def _setup_sqlite(engine: Engine) -> None:
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
+        # A 64 MiB page cache keeps the account and index pages of a large book in memory.
+        cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cur.close()
 
     @event.listens_for(engine, "begin")

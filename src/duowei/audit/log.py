@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
@@ -35,6 +36,14 @@ EVENT_REF_MAX: Final = 128
 EVENT_PAYLOAD_BYTES_MAX: Final = 64 * 1024
 _FETCH_ROWS: Final = 20_000
 _sha256 = hashlib.sha256
+_cursor_numbers = itertools.count()
+
+
+def _json_str(text: str) -> str:
+    """``json.dumps(text, ensure_ascii=False)``, without the call for plain printable text."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return json.dumps(text, ensure_ascii=False)
 
 
 def transfer_leaf_data(
@@ -52,14 +61,13 @@ def transfer_leaf_data(
     timestamp_us: int,
 ) -> bytes:
     """The canonical bytes of a transfer (equal to ``json.dumps(..., sort_keys=True)``)."""
-    pid = "null" if pending_id is None else json.dumps(pending_id, ensure_ascii=False)
-    ud = "null" if user_data is None else json.dumps(user_data, ensure_ascii=False)
-    tid = json.dumps(transfer_id, ensure_ascii=False)
+    pid = "null" if pending_id is None else _json_str(pending_id)
+    ud = "null" if user_data is None else _json_str(user_data)
     return (
         f'{{"amount_fen":{amount_fen},"code":{code},"credit_account_id":{credit_account_id},'
-        f'"debit_account_id":{debit_account_id},"flags":{flags},"id":{tid},"kind":"transfer",'
-        f'"ledger":{ledger},"pending_id":{pid},"seq":{seq},"timeout_s":{timeout_s},'
-        f'"timestamp_us":{timestamp_us},"user_data":{ud},"v":1}}'
+        f'"debit_account_id":{debit_account_id},"flags":{flags},"id":{_json_str(transfer_id)},'
+        f'"kind":"transfer","ledger":{ledger},"pending_id":{pid},"seq":{seq},'
+        f'"timeout_s":{timeout_s},"timestamp_us":{timestamp_us},"user_data":{ud},"v":1}}'
     ).encode()
 
 
@@ -134,26 +142,38 @@ TRANSFER_LOG_COLUMNS: Final = (
 EVENT_LOG_COLUMNS: Final = "seq, kind, ref, payload, timestamp_us, leaf_hash, chain_hash"
 
 
-def _stream(uow: UnitOfWork, sql: str, tag: int, size: int) -> Iterator[tuple[Any, ...]]:
-    cur = uow.raw.cursor()
+def _rows(uow: UnitOfWork, sql: str, size: int) -> Iterator[tuple[Any, ...]]:
+    # On PostgreSQL a named (server-side) cursor streams: the log may not fit in memory.
+    if uow.dialect == "postgresql":
+        cur = uow.raw.cursor(name=f"log_{next(_cursor_numbers)}")
+        cur.itersize = _FETCH_ROWS
+    else:
+        cur = uow.raw.cursor()
     cur.execute(uow.sql(sql), (size,))
-    while True:
-        rows = cur.fetchmany(_FETCH_ROWS)
-        if not rows:
-            return
-        for row in rows:
-            yield (row[0], tag, row)
+    while rows := cur.fetchmany(_FETCH_ROWS):
+        yield from rows
 
 
 def log_rows(uow: UnitOfWork, size: int) -> Iterator[tuple[Any, ...]]:
-    """Every log row below ``size`` in seq order: (seq, 0 transfer | 1 event, row)."""
-    transfers = _stream(
-        uow, f"SELECT {TRANSFER_LOG_COLUMNS} FROM transfers WHERE seq < ? ORDER BY seq", 0, size
+    """Every log row below ``size`` in seq order: (seq, 0 transfer | 1 event, row).
+
+    A two-way merge by hand: the verifier walks every leaf through here.
+    """
+    events = _rows(
+        uow, f"SELECT {EVENT_LOG_COLUMNS} FROM audit_events WHERE seq < ? ORDER BY seq", size
     )
-    events = _stream(
-        uow, f"SELECT {EVENT_LOG_COLUMNS} FROM audit_events WHERE seq < ? ORDER BY seq", 1, size
-    )
-    return heapq.merge(transfers, events, key=lambda item: item[0])
+    event = next(events, None)
+    for row in _rows(
+        uow, f"SELECT {TRANSFER_LOG_COLUMNS} FROM transfers WHERE seq < ? ORDER BY seq", size
+    ):
+        seq = row[0]
+        while event is not None and event[0] < seq:
+            yield event[0], 1, event
+            event = next(events, None)
+        yield seq, 0, row
+    while event is not None:
+        yield event[0], 1, event
+        event = next(events, None)
 
 
 def leaf_hashes(uow: UnitOfWork, size: int) -> list[bytes]:

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from duowei.audit import checkpoint as cp
 from duowei.audit import merkle
-from duowei.audit.log import leaf_data_of, leaf_hashes, lock_head, log_rows
+from duowei.audit.log import leaf_data_of, leaf_hashes, lock_head, log_rows, transfer_leaf_data
 from duowei.clock import Clock, to_micros
 from duowei.db import UnitOfWork
 from duowei.errors import IntegrityError, InvalidInput, NotFound
@@ -176,45 +176,77 @@ def _derive_balances(
         c[3] += amount
 
 
-def _check_entries(
-    uow: UnitOfWork, checkpoints: list[StoredCheckpoint]
-) -> tuple[int, int, int, bytes, dict[int, list[int]], dict[str, list[int]]]:
-    """Walk the log in order: re-hash, check links and checkpoints' roots, derive balances."""
-    balances: dict[int, list[int]] = {}
-    holds: dict[str, list[int]] = {}
-    compact = merkle.CompactRange()
-    pending_cps = iter(checkpoints)
-    next_cp = next(pending_cps, None)
-    chain = bytes(32)
-    expected = transfers = events = 0
+_MERKLE_CHUNK: Final = 65_536
+
+
+class _Walk:
+    """State of the in-order walk over the log (see ``_check_entries``)."""
+
+    def __init__(self, checkpoints: list[StoredCheckpoint]) -> None:
+        self.balances: dict[int, list[int]] = {}
+        self.holds: dict[str, list[int]] = {}
+        self.compact = merkle.CompactRange()
+        self.pending_leaves: list[bytes] = []
+        self.checkpoints = iter(checkpoints)
+        self.next_cp = next(self.checkpoints, None)
+        self.chain = bytes(32)
+        self.expected = self.transfers = self.events = 0
+
+    def flush(self) -> None:
+        """Fold collected leaf hashes into the Merkle range; check checkpoints reached."""
+        self.compact.extend(self.pending_leaves)
+        self.pending_leaves = []
+        while self.next_cp is not None and self.next_cp.size == self.expected:
+            _check_checkpoint_root(self.next_cp, self.compact)
+            self.next_cp = next(self.checkpoints, None)
+
+    def stop_at(self) -> int:
+        """The entry count at which to flush next: a checkpoint, or a full chunk."""
+        chunk_end = self.expected + _MERKLE_CHUNK
+        return chunk_end if self.next_cp is None else min(self.next_cp.size, chunk_end)
+
+
+def _check_entries(uow: UnitOfWork, checkpoints: list[StoredCheckpoint]) -> _Walk:
+    """Walk the log in order: re-hash, check links and checkpoints' roots, derive balances.
+
+    The loop is the verifier's hot path (every leaf of the book), so it is written flat.
+    """
+    w = _Walk(checkpoints)
+    w.flush()
+    stop = w.stop_at()
+    sha = _sha256
+    chain = w.chain
+    leaves = w.pending_leaves
     for seq, tag, row in log_rows(uow, _SEQ_ALL):
-        while next_cp is not None and next_cp.size == expected:
-            _check_checkpoint_root(next_cp, compact)
-            next_cp = next(pending_cps, None)
-        if seq != expected:
-            raise _fail(seq, tag, row, f"expected entry {expected}: entries missing or moved")
-        leaf = _sha256(b"\x00" + leaf_data_of(tag, row)).digest()
-        if leaf != bytes(row[-2]):
-            raise _fail(seq, tag, row, "the row does not match its leaf hash: it was altered")
-        chain = _sha256(chain + leaf).digest()
-        if chain != bytes(row[-1]):
-            raise _fail(seq, tag, row, "broken chain link: an entry before it changed or moved")
-        compact.append(leaf)
+        if seq != w.expected:
+            raise _fail(seq, tag, row, f"expected entry {w.expected}: entries missing or moved")
         if tag == 0:
-            transfers += 1
-            _derive_balances(row, balances, holds)
+            data = transfer_leaf_data(*row[:12])
+            _derive_balances(row, w.balances, w.holds)
+            w.transfers += 1
         else:
-            events += 1
-        expected += 1
-    while next_cp is not None and next_cp.size == expected:
-        _check_checkpoint_root(next_cp, compact)
-        next_cp = next(pending_cps, None)
-    if next_cp is not None:
+            data = leaf_data_of(tag, row)
+            w.events += 1
+        leaf = sha(b"\x00" + data).digest()
+        if leaf != row[-2]:
+            raise _fail(seq, tag, row, "the row does not match its leaf hash: it was altered")
+        chain = sha(chain + leaf).digest()
+        if chain != row[-1]:
+            raise _fail(seq, tag, row, "broken chain link: an entry before it changed or moved")
+        leaves.append(leaf)
+        w.expected += 1
+        if w.expected == stop:
+            w.flush()
+            leaves = w.pending_leaves
+            stop = w.stop_at()
+    w.chain = chain
+    w.flush()
+    if w.next_cp is not None:
         raise IntegrityError(
-            f"checkpoint of size {next_cp.size} is beyond the log's {expected} entries: "
+            f"checkpoint of size {w.next_cp.size} is beyond the log's {w.expected} entries: "
             "entries were deleted"
         )
-    return expected, transfers, events, chain, balances, holds
+    return w
 
 
 def _check_checkpoint_root(stored: StoredCheckpoint, compact: merkle.CompactRange) -> None:
@@ -272,7 +304,9 @@ def verify_log(
         if verifier is not None:
             cp.verify_checkpoint(stored.note, verifier, origin)
     size, head_chain = lock_head(uow, lock=False)
-    count, transfers, events, chain, balances, holds = _check_entries(uow, checkpoints)
+    walk = _check_entries(uow, checkpoints)
+    count, transfers, events, chain = walk.expected, walk.transfers, walk.events, walk.chain
+    balances, holds = walk.balances, walk.holds
     if count != size or chain != head_chain:
         raise IntegrityError(
             f"the log head says {size} entries but {count} are stored, or its last link differs:"

@@ -145,6 +145,11 @@ PLATFORM_ACCOUNTS: Final[dict[str, tuple[int, AccountCode, bool]]] = {
     "spv_receivable": (14, AccountCode.SPV_RECEIVABLE, False),
     "servicing_fee_income": (15, AccountCode.SERVICING_FEE_INCOME, False),
     "limit_grantor": (50, AccountCode.LIMIT_GRANTOR, True),
+    # GL control accounts of the product sub-ledgers (end-of-day posts aggregated accruals here).
+    "credit_pay_interest_receivable": (16, AccountCode.RECEIVABLE_INTEREST, False),
+    "credit_pay_penalty_receivable": (17, AccountCode.RECEIVABLE_PENALTY, False),
+    "cash_loan_interest_receivable": (18, AccountCode.RECEIVABLE_INTEREST, False),
+    "cash_loan_penalty_receivable": (19, AccountCode.RECEIVABLE_PENALTY, False),
 }
 
 

@@ -45,6 +45,9 @@ _POST: Final = int(TransferFlags.POST_PENDING)
 _VOID: Final = int(TransferFlags.VOID_PENDING)
 _EXPIRE: Final = int(TransferFlags.EXPIRE_PENDING)
 _RESOLVE: Final = _POST | _VOID | _EXPIRE
+_OK: Final = ResultCode.OK
+_CLIENT_FLAGS: Final = int(CLIENT_TRANSFER_FLAGS)
+_LEDGER_MAX: Final = 2**31 - 1
 _US_PER_S: Final = 1_000_000
 _ALREADY: Final = {
     PendingState.POSTED: ResultCode.PENDING_TRANSFER_ALREADY_POSTED,
@@ -104,59 +107,67 @@ def referenced_ids(requests: Sequence[TransferRequest]) -> tuple[set[int], set[s
     return account_ids, pending_ids
 
 
-def _is_int(value: object, low: int, high: int) -> bool:
-    return type(value) is int and low <= value <= high
-
-
 def validate(req: TransferRequest, *, system: bool = False) -> None:
-    """Raise ``_Failure`` for a malformed request; the checks need no state."""
-    if type(req.id) is not str or not TRANSFER_ID_PATTERN.match(req.id):
+    """Raise ``_Failure`` for a malformed request; the checks need no state.
+
+    Written without helper calls: it runs for every transfer on the batch hot path.
+    """
+    tid = req.id
+    if type(tid) is not str or not TRANSFER_ID_PATTERN.match(tid):
         raise _Failure(
             ResultCode.ID_MALFORMED,
-            f"transfer id {req.id!r} must be 1-80 characters of A-Z a-z 0-9 . _ : - "
+            f"transfer id {tid!r} must be 1-80 characters of A-Z a-z 0-9 . _ : - "
             "starting with a letter or digit",
         )
-    if req.id.startswith(SYSTEM_ID_PREFIX) and not system:
+    if not system and tid.startswith(SYSTEM_ID_PREFIX):
         raise _Failure(ResultCode.ID_RESERVED, f"ids starting {SYSTEM_ID_PREFIX!r} are reserved")
     flags = req.flags
-    allowed = CLIENT_TRANSFER_FLAGS | (_EXPIRE if system else 0)
+    allowed = _CLIENT_FLAGS | (_EXPIRE if system else 0)
     if type(flags) is not int or flags < 0 or flags & ~allowed:
         raise _Failure(ResultCode.FLAGS_INVALID, f"unknown transfer flags {flags!r}")
     phase = flags & (_PENDING | _RESOLVE)
     if phase & (phase - 1):
         raise _Failure(ResultCode.FLAGS_INVALID, "pending, post, void are mutually exclusive")
-    resolving = bool(phase & _RESOLVE)
-    zero_ok = 0 if resolving else 1
-    if not _is_int(req.amount_fen, 0 if resolving else 1, FEN_MAX):
+    resolving = phase & _RESOLVE != 0
+    low = 0 if resolving else 1
+    amount = req.amount_fen
+    if type(amount) is not int or not low <= amount <= FEN_MAX:
         raise _Failure(
             ResultCode.AMOUNT_INVALID,
-            f"amount_fen must be an integer from {zero_ok} to {FEN_MAX}, got {req.amount_fen!r}",
+            f"amount_fen must be an integer from {low} to {FEN_MAX}, got {amount!r}",
         )
-    for name, value in (("debit", req.debit_account_id), ("credit", req.credit_account_id)):
-        if not _is_int(value, zero_ok, ACCOUNT_ID_MAX):
-            raise _Failure(ResultCode.ACCOUNT_ID_INVALID, f"{name} account id {value!r} invalid")
-    if not _is_int(req.ledger, zero_ok, 2**31 - 1):
+    debit, credit = req.debit_account_id, req.credit_account_id
+    if type(debit) is not int or not low <= debit <= ACCOUNT_ID_MAX:
+        raise _Failure(ResultCode.ACCOUNT_ID_INVALID, f"debit account id {debit!r} invalid")
+    if type(credit) is not int or not low <= credit <= ACCOUNT_ID_MAX:
+        raise _Failure(ResultCode.ACCOUNT_ID_INVALID, f"credit account id {credit!r} invalid")
+    if type(req.ledger) is not int or not low <= req.ledger <= _LEDGER_MAX:
         raise _Failure(ResultCode.LEDGER_INVALID, f"ledger {req.ledger!r} invalid")
-    if not _is_int(req.code, zero_ok, CODE_MAX):
+    if type(req.code) is not int or not low <= req.code <= CODE_MAX:
         raise _Failure(ResultCode.CODE_INVALID, f"code must be 1..{CODE_MAX}, got {req.code!r}")
-    if req.debit_account_id == req.credit_account_id and req.debit_account_id != 0:
+    if debit == credit and debit != 0:
         raise _Failure(ResultCode.ACCOUNTS_MUST_BE_DIFFERENT, "debit and credit are one account")
-    if req.user_data is not None and (
-        type(req.user_data) is not str
-        or len(req.user_data) > USER_DATA_LENGTH_MAX
-        or not req.user_data.isprintable()
+    user_data = req.user_data
+    if user_data is not None and (
+        type(user_data) is not str
+        or len(user_data) > USER_DATA_LENGTH_MAX
+        or not user_data.isprintable()
     ):
         raise _Failure(
             ResultCode.USER_DATA_INVALID,
             f"user_data must be printable text of at most {USER_DATA_LENGTH_MAX} characters",
         )
-    if resolving != (req.pending_id is not None):
+    pending_id = req.pending_id
+    if resolving != (pending_id is not None):
         raise _Failure(
             ResultCode.PENDING_ID_INVALID, "pending_id is required for post/void and only then"
         )
-    if resolving and (type(req.pending_id) is not str or not req.pending_id):
-        raise _Failure(ResultCode.PENDING_ID_INVALID, f"pending_id {req.pending_id!r} invalid")
-    if not _is_int(req.timeout_s, 0, TIMEOUT_S_MAX) or (req.timeout_s and not flags & _PENDING):
+    if resolving and (type(pending_id) is not str or not pending_id):
+        raise _Failure(ResultCode.PENDING_ID_INVALID, f"pending_id {pending_id!r} invalid")
+    timeout = req.timeout_s
+    if timeout != 0 and (
+        type(timeout) is not int or not 0 < timeout <= TIMEOUT_S_MAX or not flags & _PENDING
+    ):
         raise _Failure(
             ResultCode.TIMEOUT_INVALID, "timeout_s is 0..2^31-1 seconds, for pending transfers only"
         )
@@ -278,7 +289,7 @@ def _apply_one(b: _Batch, req: TransferRequest) -> Transfer:
     b.touched.add(req.debit_account_id)
     b.touched.add(req.credit_account_id)
     return Transfer(
-        0,
+        b.next_seq + len(b.transfers),
         req.id,
         req.debit_account_id,
         req.credit_account_id,
@@ -340,7 +351,7 @@ def _resolve_pending(b: _Batch, req: TransferRequest) -> Transfer:
     b.touched.add(p_debit)
     b.touched.add(p_credit)
     return Transfer(
-        0,
+        b.next_seq + len(b.transfers),
         req.id,
         p_debit,
         p_credit,
@@ -373,21 +384,24 @@ def _linked(req: TransferRequest) -> bool:
     return type(req.flags) is int and bool(req.flags & _LINKED)
 
 
-def _decide(
-    b: _Batch, req: TransferRequest, system: bool
-) -> tuple[ResultCode, str, int, Transfer | None]:
+_Decided = tuple[ResultCode, str, int, Transfer | None]
+
+
+def _decide(b: _Batch, req: TransferRequest, system: bool) -> _Decided:
     """The outcome of one transfer: (code, detail, index of the new transfer or -1, replayed)."""
     try:
         validate(req, system=system)
-        replay = _replay(b, req)
-        if replay is not None:
+        stored = b.snap.existing.get(req.id)
+        if stored is not None or req.id in b.snap.failures:
+            replay = _replay(b, req)
+            assert replay is not None
             return replay[0], replay[1], -1, replay[2]
         transfer = _apply_one(b, req)
     except _Failure as failure:
         return failure.code, failure.detail, -1, None
     b.snap.existing[req.id] = transfer
     b.transfers.append(transfer)
-    return ResultCode.OK, "", len(b.transfers) - 1, None
+    return _OK, "", len(b.transfers) - 1, None
 
 
 def apply_batch(
@@ -402,20 +416,22 @@ def apply_batch(
     if len(requests) > BATCH_SIZE_MAX:
         raise ValueError(f"a batch holds at most {BATCH_SIZE_MAX} transfers")
     b = _Batch(snap, now_us, next_seq)
-    decided: list[tuple[ResultCode, str, int, Transfer | None]] = []
+    decided: list[_Decided] = []
     n = len(requests)
     i = 0
     while i < n:
+        req = requests[i]
+        if not _linked(req):
+            outcome = _decide(b, req, system)
+            decided.append(outcome)
+            if outcome[0] in TRANSIENT_FAILURES:
+                _remember_failure(b, req, outcome[0])
+            i += 1
+            continue
         j = i
         while j < n - 1 and _linked(requests[j]):
             j += 1
-        if j == i and not _linked(requests[i]):
-            outcome = _decide(b, requests[i], system)
-            decided.append(outcome)
-            if outcome[0] in TRANSIENT_FAILURES and outcome[0] is not ResultCode.OK:
-                _remember_failure(b, requests[i], outcome[0])
-        else:
-            _decide_chain(b, requests, i, j, system, decided)
+        _decide_chain(b, requests, i, j, system, decided)
         i = j + 1
     return _outcome(b, requests, decided)
 
@@ -480,25 +496,7 @@ def _outcome(
     requests: Sequence[TransferRequest],
     decided: list[tuple[ResultCode, str, int, Transfer | None]],
 ) -> BatchOutcome:
-    transfers: list[Transfer] = []
-    for k, t in enumerate(b.transfers):
-        seq = b.next_seq + k
-        stamped = Transfer(
-            seq,
-            t.id,
-            t.debit_account_id,
-            t.credit_account_id,
-            t.amount_fen,
-            t.ledger,
-            t.code,
-            t.flags,
-            t.pending_id,
-            t.timeout_s,
-            t.user_data,
-            t.timestamp_us,
-        )
-        transfers.append(stamped)
-        b.snap.existing[t.id] = stamped
+    transfers = b.transfers
     results = []
     for req, (code, detail, index, stored) in zip(requests, decided, strict=True):
         rid = req.id if type(req.id) is str else repr(req.id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 # Limits on everything (TigerBeetle's batch limit is 8,189 events per request).
 BATCH_SIZE_MAX: Final = 8_189
@@ -174,9 +174,12 @@ class TransferRequest:
     user_data: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    """A committed transfer, as stored and as hashed into the audit log (``seq`` is its index)."""
+class Transfer(NamedTuple):
+    """A committed transfer, as stored and as hashed into the audit log (``seq`` is its index).
+
+    A named tuple, not a dataclass: immutable like one, but cheap enough to create by the
+    hundred thousand per second on the batch path, and its fields are the leaf's, in order.
+    """
 
     seq: int
     id: str
@@ -192,8 +195,7 @@ class Transfer:
     timestamp_us: int
 
 
-@dataclass(frozen=True, slots=True)
-class TransferResult:
+class TransferResult(NamedTuple):
     id: str
     code: ResultCode
     detail: str = ""
