@@ -1,0 +1,693 @@
+"""End-of-day: accrue, age, cut statements, bill installments, expire holds, charge off.
+
+``run_eod(db, clock, business_date)`` runs one business day over every product account:
+
+1. expire checkout holds whose timeout has passed (``Ledger.expire_pending``);
+2. for each product, in chunks of ``chunk_rows`` accounts (ordered by id), one transaction each:
+   read the chunk's columnar state, run the day (``products.subledger.run_day_columns``: due step,
+   the vectorized accrual/aging kernel, charge-off), cut the statements dated today and bill the
+   cash-loan installments due tomorrow, write the state back, post **aggregated** GL transfers
+   (one per product x bucket x kind per chunk: interest accrual, penalty accrual, written-off
+   interest and penalty; principal and fee write-offs go to each borrower's own accounts), and
+   record the chunk as done (``eod_progress``);
+3. mark the day done (``eod_runs``) and reconcile the sub-ledger with the GL control accounts.
+
+Idempotent: a done day returns at once; each account carries ``last_run_day``; transfer ids are
+derived from the day, product, chunk and bucket, so nothing posts twice. Restartable: a run
+killed part-way rolls back only its open chunk; the next run resumes after the last chunk done
+and ends in the same state as an uninterrupted run (tested with ``fail_after_accounts``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Final
+
+import numpy as np
+
+from duowei.audit.log import DbEventRecorder
+from duowei.clock import Clock
+from duowei.db import Database, UnitOfWork
+from duowei.errors import InvalidInput
+from duowei.ledger.chart import AccountCode
+from duowei.ledger.ledger import Ledger
+from duowei.ledger.model import BATCH_SIZE_MAX, TransferRequest
+from duowei.products.credit_pay import Posting, statement_cycle, statement_interest
+from duowei.products.eod import AgingRules, day_number
+from duowei.products.subledger import (
+    FEE_COLUMNS,
+    INTEREST_COLUMNS,
+    PENALTY_COLUMNS,
+    PRINCIPAL_COLUMNS,
+    STATE_COLUMNS,
+    Columns,
+    State,
+    bill_installment,
+    cut_statement,
+    delta,
+    empty_state,
+    run_day_account,
+    run_day_columns,
+)
+from duowei.products.terms import CreditPayTerms
+from duowei.services.product_store import (
+    PHASE_IN_EOD,
+    Code,
+    ProductCatalog,
+    cust,
+    plat,
+    record_event,
+    transfer,
+)
+
+CHUNK_ROWS_DEFAULT: Final = 50_000
+CHUNK_ROWS_MAX: Final = 1_000_000
+KINDS: Final = ("credit_pay", "cash_loan")
+SHORT: Final = {"credit_pay": "cp", "cash_loan": "cl"}
+_SELECT: Final = "id, customer_no, statement_day, pair_due_day, " + ", ".join(STATE_COLUMNS)
+_UPDATE: Final = (
+    "UPDATE product_accounts SET " + ", ".join(f"{c} = ?" for c in STATE_COLUMNS) + " WHERE id = ?"
+)
+
+
+class _Stop(RuntimeError):
+    """Raised by the test hook to simulate a crash part-way through a run."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconLine:
+    name: str
+    subledger_fen: int
+    ledger_fen: int
+
+    @property
+    def ok(self) -> bool:
+        return self.subledger_fen == self.ledger_fen
+
+
+@dataclass(frozen=True, slots=True)
+class EodResult:
+    business_date: date
+    already_done: bool
+    accounts_run: dict[str, int] = field(default_factory=dict)
+    statements: int = 0
+    installments_billed: int = 0
+    charged_off: int = 0
+    transfers: int = 0
+    holds_expired: int = 0
+    reconciliation: tuple[ReconLine, ...] = ()
+
+    @property
+    def reconciled(self) -> bool:
+        return all(line.ok for line in self.reconciliation)
+
+
+def aging_rules(catalog: ProductCatalog, kind: str) -> AgingRules:
+    terms = catalog.credit_pay if kind == "credit_pay" else catalog.cash_loan
+    return AgingRules.from_terms(terms.delinquency)
+
+
+def _start(uow: UnitOfWork, business_date: date) -> bool:
+    """Open (or resume) the run of a day; True if it is already done."""
+    row = uow.fetchone("SELECT status FROM eod_runs WHERE business_date = ?", (business_date,))
+    if row is not None:
+        return bool(row[0] == "done")
+    last = uow.fetchone("SELECT MAX(business_date) FROM eod_runs")
+    if last is not None and last[0] is not None:
+        previous = date.fromisoformat(str(last[0]))
+        if previous != business_date - timedelta(days=1):
+            raise InvalidInput(
+                f"end-of-day runs day by day: the last run is {previous}, so the next is "
+                f"{previous + timedelta(days=1)}, not {business_date}"
+            )
+        status = uow.fetchone("SELECT status FROM eod_runs WHERE business_date = ?", (previous,))
+        if status is not None and status[0] != "done":
+            raise InvalidInput(f"finish the end-of-day run of {previous} first")
+    uow.execute(
+        "INSERT INTO eod_runs (business_date, day, status, summary) VALUES (?,?,?,?)",
+        (business_date, day_number(business_date), "running", "{}"),
+    )
+    return False
+
+
+def _expire_holds(uow: UnitOfWork, ledger: Ledger) -> int:
+    expired = 0
+    for _ in range(CHUNK_ROWS_MAX):
+        results = ledger.expire_pending(uow)
+        if not results:
+            break
+        for r in results:
+            hold = r.id.removeprefix("sys:expire:")
+            if hold.endswith(".money"):
+                uow.execute(
+                    "UPDATE cp_purchases SET status = 'expired' WHERE id = ? AND status = ?",
+                    (hold.removesuffix(".money"), "authorized"),
+                )
+                expired += 1
+    return expired
+
+
+def run_eod(
+    db: Database,
+    clock: Clock,
+    business_date: date,
+    *,
+    catalog: ProductCatalog | None = None,
+    chunk_rows: int = CHUNK_ROWS_DEFAULT,
+    fail_after_accounts: int | None = None,
+) -> EodResult:
+    """Run the end-of-day of ``business_date`` (see the module docstring)."""
+    if not 1 <= chunk_rows <= CHUNK_ROWS_MAX:
+        raise InvalidInput(f"chunk_rows must be 1..{CHUNK_ROWS_MAX}")
+    catalog = catalog or ProductCatalog.standard(business_date)
+    ledger = Ledger(clock)
+    with db.transaction() as uow:
+        if _start(uow, business_date):
+            return EodResult(business_date, True, reconciliation=reconcile(uow))
+    with db.transaction() as uow:
+        expired = _expire_holds(uow, ledger)
+    totals: dict[str, int] = {"statements": 0, "bills": 0, "charged_off": 0, "transfers": 0}
+    runs: dict[str, int] = {}
+    budget = [fail_after_accounts]
+    for kind in KINDS:
+        runs[kind] = _run_kind(db, ledger, clock, catalog, business_date, kind, chunk_rows,
+                               totals, budget)  # fmt: skip
+    with db.transaction() as uow:
+        summary = {**totals, "accounts": runs, "holds_expired": expired}
+        uow.execute(
+            "UPDATE eod_runs SET status = 'done', summary = ? WHERE business_date = ?",
+            (json.dumps(summary, sort_keys=True), business_date),
+        )
+        recon = reconcile(uow)
+    return EodResult(
+        business_date, False, runs, totals["statements"], totals["bills"], totals["charged_off"],
+        totals["transfers"], expired, recon,
+    )  # fmt: skip
+
+
+def _run_kind(
+    db: Database,
+    ledger: Ledger,
+    clock: Clock,
+    catalog: ProductCatalog,
+    business_date: date,
+    kind: str,
+    chunk_rows: int,
+    totals: dict[str, int],
+    budget: list[int | None],
+) -> int:
+    done = 0
+    for _ in range(CHUNK_ROWS_MAX):
+        with db.transaction() as uow:
+            row = uow.fetchone(
+                "SELECT last_account_id, chunks, accounts FROM eod_progress "
+                "WHERE business_date = ? AND kind = ?",
+                (business_date, kind),
+            )
+            last_id, chunk_no, accounts = (int(x) for x in row) if row else (0, 0, 0)
+            ids, meta, cols = read_chunk(uow, kind, last_id, chunk_rows)
+            if len(ids) == 0:
+                return done
+            chunk = _Chunk(uow, ledger, clock, catalog, business_date, kind, chunk_no, totals)
+            chunk.process(ids, meta, cols)
+            if budget[0] is not None:
+                if len(ids) > budget[0]:
+                    # The test hook: die before this chunk commits, as a killed process would.
+                    raise _Stop(f"test hook: stopped part-way through chunk {chunk_no}")
+                budget[0] -= len(ids)
+            _save_progress(uow, business_date, kind, int(ids[-1]), chunk_no + 1,
+                           accounts + len(ids), first=row is None)  # fmt: skip
+        done += len(ids)
+    raise AssertionError("more chunks than CHUNK_ROWS_MAX")
+
+
+def _save_progress(
+    uow: UnitOfWork, on: date, kind: str, last_id: int, chunks: int, accounts: int, *, first: bool
+) -> None:
+    if first:
+        uow.execute(
+            "INSERT INTO eod_progress (business_date, kind, last_account_id, chunks, accounts) "
+            "VALUES (?,?,?,?,?)",
+            (on, kind, last_id, chunks, accounts),
+        )
+    else:
+        uow.execute(
+            "UPDATE eod_progress SET last_account_id = ?, chunks = ?, accounts = ? "
+            "WHERE business_date = ? AND kind = ?",
+            (last_id, chunks, accounts, on, kind),
+        )
+
+
+def read_chunk(
+    uow: UnitOfWork, kind: str, after_id: int, rows_max: int
+) -> tuple[np.ndarray, np.ndarray, Columns]:
+    """The next ``rows_max`` accounts of a product after ``after_id``, as int64 columns."""
+    rows = uow.fetchall(
+        f"SELECT {_SELECT} FROM product_accounts WHERE kind = ? AND id > ? ORDER BY id LIMIT ?",
+        (kind, after_id, rows_max),
+    )
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, np.zeros((0, 3), dtype=np.int64), {}
+    table = np.array(rows, dtype=np.int64)
+    cols = {name: np.ascontiguousarray(table[:, 4 + i]) for i, name in enumerate(STATE_COLUMNS)}
+    return table[:, 0].copy(), table[:, 1:4].copy(), cols
+
+
+def write_chunk(uow: UnitOfWork, ids: np.ndarray, cols: Columns) -> None:
+    matrix = np.column_stack([cols[c] for c in STATE_COLUMNS] + [ids])
+    uow.raw.cursor().executemany(uow.sql(_UPDATE), matrix.tolist())
+
+
+class _Chunk:
+    """One chunk of one product on one day, inside one transaction."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        ledger: Ledger,
+        clock: Clock,
+        catalog: ProductCatalog,
+        on: date,
+        kind: str,
+        chunk_no: int,
+        totals: dict[str, int],
+    ) -> None:
+        self.uow, self.ledger, self.clock, self.catalog = uow, ledger, clock, catalog
+        self.on, self.day, self.kind, self.chunk_no, self.totals = (
+            on, day_number(on), kind, chunk_no, totals,
+        )  # fmt: skip
+        self.rules = aging_rules(catalog, kind)
+        terms = catalog.credit_pay if kind == "credit_pay" else catalog.cash_loan
+        self.bucket_names = terms.delinquency.bucket_names
+
+    def process(self, ids: np.ndarray, meta: np.ndarray, cols: Columns) -> None:
+        interest_before = sum(cols[c] for c in INTEREST_COLUMNS)
+        penalty_before = cols["penalty_fen"].copy()
+        back = self._back_interest(ids, cols) if self.kind == "credit_pay" else {}
+        split = run_day_columns(cols, self.day, self.rules)
+        interest = sum(cols[c] for c in INTEREST_COLUMNS) - interest_before + split["interest"]
+        penalty = cols["penalty_fen"] - penalty_before + split["penalty"]
+        index = {int(a): i for i, a in enumerate(ids)}
+        for account_id, amount in back.items():
+            i = index[account_id]
+            if not cols["charged_off"][i]:
+                self._apply(cols, i, account_id, "cp.back_interest",
+                            lambda s, a=amount: {**s, "accrued_interest_fen":
+                                                 s["accrued_interest_fen"] + a})  # fmt: skip
+                interest[i] += amount
+        if self.kind == "credit_pay":
+            self._statements(ids, meta, cols)
+        else:
+            self._bills(ids, cols, index)
+        write_chunk(self.uow, ids, cols)
+        self._post(ids, meta, cols, interest, penalty, split)
+
+    def _apply(
+        self, cols: Columns, i: int, account_id: int, kind: str, fn: Any, ref: str = ""
+    ) -> None:
+        before: State = {c: int(cols[c][i]) for c in STATE_COLUMNS}
+        after = fn(before)
+        for c in STATE_COLUMNS:
+            cols[c][i] = after[c]
+        record_event(
+            self.uow, account_id=account_id, day=self.day, phase=PHASE_IN_EOD, kind=kind,
+            ref=f"{account_id}:{self.on.isoformat()}{ref}", request={},
+            change=delta(before, after), outcome={},
+        )  # fmt: skip
+
+    def _back_interest(self, ids: np.ndarray, cols: Columns) -> dict[int, int]:
+        """Card style: a statement not paid in full by its due date bears interest from each
+        purchase's posting date (S4); charged the day after the due date."""
+        terms = self.catalog.credit_pay
+        if terms.revolving_interest_style != "card_style_from_posting":
+            return {}
+        hit = np.flatnonzero((cols["stmt_due_day"] < self.day) & (cols["stmt_unpaid_fen"] > 0))
+        out: dict[int, int] = {}
+        for i in hit:
+            account_id = int(ids[i])
+            amount = _card_interest(self.uow, terms, account_id, int(cols["stmt_due_day"][i]))
+            if amount:
+                out[account_id] = amount
+        return out
+
+    def _statements(self, ids: np.ndarray, meta: np.ndarray, cols: Columns) -> None:
+        terms = self.catalog.credit_pay
+        cohort = np.flatnonzero((meta[:, 1] == self.on.day) & (cols["charged_off"] == 0))
+        if len(cohort) == 0:
+            return
+        pairs = {p.statement_day * 100 + p.due_day: p for p in terms.statement_due_pairs}
+        lo, hi = int(ids[0]), int(ids[-1])
+        window = statement_cycle(
+            statement_date=self.on, pair=terms.statement_due_pairs[0].model_copy(
+                update={"statement_day": self.on.day}), cutoff=terms.statement_cutoff,
+        )  # fmt: skip
+        purchases = dict(self.uow.fetchall(
+            "SELECT account_id, SUM(captured_fen - refunded_fen) FROM cp_purchases "
+            "WHERE account_id BETWEEN ? AND ? AND status = 'captured' AND plan_id IS NULL "
+            "AND posting_date BETWEEN ? AND ? GROUP BY account_id",
+            (lo, hi, window.first_posting_date, window.last_posting_date),
+        ))  # fmt: skip
+        installments = {int(r[0]): (int(r[1]), int(r[2])) for r in self.uow.fetchall(
+            "SELECT s.account_id, SUM(s.principal_fen), SUM(s.fee_fen) FROM schedule_rows s "
+            "JOIN installment_plans p ON p.id = s.owner_id WHERE p.status = 'active' "
+            "AND s.bill_day = ? AND s.account_id BETWEEN ? AND ? GROUP BY s.account_id",
+            (self.day, lo, hi),
+        )}  # fmt: skip
+        recorder = DbEventRecorder(self.uow, self.clock)
+        for i in cohort:
+            account_id = int(ids[i])
+            pair = pairs[int(meta[i, 1]) * 100 + int(meta[i, 2])]
+            cycle = statement_cycle(
+                statement_date=self.on, pair=pair, cutoff=terms.statement_cutoff
+            )
+            new = int(purchases.get(account_id, 0))
+            inst_p, inst_f = installments.get(account_id, (0, 0))
+            state: State = {c: int(cols[c][i]) for c in STATE_COLUMNS}
+            owed = sum(state[c] for c in PRINCIPAL_COLUMNS + INTEREST_COLUMNS + FEE_COLUMNS)
+            if new == 0 and inst_p + inst_f == 0 and owed - state["unbilled_principal_fen"] == 0:
+                continue
+            _, figures = cut_statement(state, new_purchases_fen=new, inst_principal_fen=inst_p,
+                                       inst_fee_fen=inst_f, due_day=day_number(cycle.due_date),
+                                       rule=terms.minimum_payment)  # fmt: skip
+            self._apply(cols, i, account_id, "cp.statement",
+                        lambda s, a=new, p=inst_p, f=inst_f, d=day_number(cycle.due_date):
+                        cut_statement(s, new_purchases_fen=a, inst_principal_fen=p,
+                                      inst_fee_fen=f, due_day=d, rule=terms.minimum_payment)[0])  # fmt: skip
+            self.uow.execute(
+                "INSERT INTO cp_statements (account_id, statement_date, due_date, "
+                "new_purchases_fen, revolving_principal_fen, installments_due_fen, fees_fen, "
+                "interest_fen, past_due_fen, balance_fen, minimum_payment_fen) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (account_id, self.on, cycle.due_date, figures.new_purchases_fen,
+                 figures.revolving_principal_fen, figures.installments_due_fen, figures.fees_fen,
+                 figures.interest_fen, figures.past_due_fen, figures.balance_fen,
+                 figures.minimum_payment_fen),
+            )  # fmt: skip
+            recorder.record_event(
+                kind="credit_pay.statement", ref=f"{account_id}:{self.on.isoformat()}",
+                payload={"balance_fen": figures.balance_fen,
+                         "minimum_payment_fen": figures.minimum_payment_fen,
+                         "due_date": cycle.due_date.isoformat()},
+            )  # fmt: skip
+            self.totals["statements"] += 1
+
+    def _bills(self, ids: np.ndarray, cols: Columns, index: dict[int, int]) -> None:
+        """Bill the installments due tomorrow (the evening before, so a borrower can pay on
+        the due date itself)."""
+        rows = self.uow.fetchall(
+            "SELECT s.account_id, s.principal_fen, s.owner_id, s.version, s.period "
+            "FROM schedule_rows s JOIN cash_loans l ON l.loan_id = s.owner_id "
+            "AND l.schedule_version = s.version WHERE l.status = 'active' AND s.bill_day = ? "
+            "AND s.account_id BETWEEN ? AND ?",
+            (self.day + 1, int(ids[0]), int(ids[-1])),
+        )
+        for account_id, principal, loan_id, version, period in rows:
+            i = index[int(account_id)]
+            if cols["charged_off"][i]:
+                continue
+            self._apply(cols, i, int(account_id), "cl.bill",
+                        lambda s, p=int(principal): bill_installment(
+                            s, principal_fen=p, due_day=self.day + 1),
+                        ref=f":{loan_id}:{version}:{period}")  # fmt: skip
+            self.totals["bills"] += 1
+
+    def _post(
+        self,
+        ids: np.ndarray,
+        meta: np.ndarray,
+        cols: Columns,
+        interest: np.ndarray,
+        penalty: np.ndarray,
+        split: dict[str, Any],
+    ) -> None:
+        product = self.kind
+        tag = f"eod:{self.on:%Y%m%d}:{SHORT[product]}:{self.chunk_no}"
+        buckets = cols["bucket"].astype(np.int64)
+        n = len(self.bucket_names)
+        interest_ctl = plat(f"{product}_interest_receivable")
+        penalty_ctl = plat(f"{product}_penalty_receivable")
+        kinds = (
+            ("interest", interest, interest_ctl, plat("interest_income"), Code.EOD_INTEREST),
+            ("penalty", penalty, penalty_ctl, plat("penalty_income"), Code.EOD_PENALTY),
+            ("wo-interest", split["interest"], plat("write_off_expense"), interest_ctl,
+             Code.CHARGE_OFF),
+            ("wo-penalty", split["penalty"], plat("write_off_expense"), penalty_ctl,
+             Code.CHARGE_OFF),
+        )  # fmt: skip
+        requests: list[TransferRequest] = []
+        for name, amounts, debit, credit, code in kinds:
+            per_bucket = _bucket_sums(buckets, amounts, n)
+            for b, amount in enumerate(per_bucket):
+                if amount:
+                    requests.append(transfer(f"{tag}:{self.bucket_names[b]}:{name}", debit,
+                                             credit, amount, code))  # fmt: skip
+        requests += self._write_offs(ids, meta, split, tag)
+        self.totals["charged_off"] += int(split["mask"].sum())
+        for start in range(0, len(requests), BATCH_SIZE_MAX):
+            results = self.ledger.create_transfers(
+                self.uow, requests[start : start + BATCH_SIZE_MAX]
+            )
+            failed = [r for r in results if not r.ok]
+            assert not failed, f"end-of-day posting refused: {failed[:3]}"
+        self.totals["transfers"] += len(requests)
+
+    def _write_offs(
+        self, ids: np.ndarray, meta: np.ndarray, split: dict[str, Any], tag: str
+    ) -> list[TransferRequest]:
+        code = (AccountCode.RECEIVABLE_PRINCIPAL if self.kind == "credit_pay"
+                else AccountCode.INSTALLMENT_PRINCIPAL)  # fmt: skip
+        out = []
+        expense = plat("write_off_expense")
+        for i in np.flatnonzero(split["mask"]):
+            no = int(meta[i, 0])
+            account_id = int(ids[i])
+            out.append(transfer(f"{tag}:wo:{account_id}:p", expense, cust(no, code),
+                                int(split["principal"][i]), Code.CHARGE_OFF))  # fmt: skip
+            out.append(transfer(f"{tag}:wo:{account_id}:f", expense,
+                                cust(no, AccountCode.RECEIVABLE_FEES), int(split["fees"][i]),
+                                Code.CHARGE_OFF))  # fmt: skip
+        return [t for t in out if t.amount_fen > 0]
+
+
+def _bucket_sums(buckets: np.ndarray, amounts: np.ndarray, n: int) -> list[int]:
+    # Integer sums per bucket (np.bincount would go through float64 and could lose fen).
+    out = [0] * n
+    nonzero = np.flatnonzero(amounts)
+    if len(nonzero) == 0:
+        return out
+    order = np.argsort(buckets[nonzero], kind="stable")
+    b = buckets[nonzero][order]
+    a = amounts[nonzero][order].astype(np.int64)
+    edges = np.flatnonzero(np.diff(b)) + 1
+    for part_b, part_a in zip(np.split(b, edges), np.split(a, edges), strict=True):
+        out[int(part_b[0])] += int(part_a.sum())
+    return out
+
+
+def _card_interest(uow: UnitOfWork, terms: CreditPayTerms, account_id: int, due_day: int) -> int:
+    """Interest from posting to the due date on the statement due on ``due_day`` (card style)."""
+    from duowei.services.credit_pay import to_date
+
+    due = to_date(due_day)
+    row = uow.fetchone(
+        "SELECT statement_date, minimum_payment_fen FROM cp_statements "
+        "WHERE account_id = ? AND due_date = ?",
+        (account_id, due),
+    )
+    if row is None:
+        return 0
+    statement_date = date.fromisoformat(str(row[0]))
+    window = statement_cycle(
+        statement_date=statement_date,
+        pair=terms.statement_due_pairs[0].model_copy(update={"statement_day": statement_date.day}),
+        cutoff=terms.statement_cutoff,
+    )
+    first = window.first_posting_date
+    purchases = [
+        Posting(date.fromisoformat(str(d)), int(a))
+        for d, a in uow.fetchall(
+            "SELECT posting_date, captured_fen - refunded_fen FROM cp_purchases "
+            "WHERE account_id = ? AND status = 'captured' AND plan_id IS NULL "
+            "AND posting_date BETWEEN ? AND ?",
+            (account_id, first, window.last_posting_date),
+        )
+        if int(a) > 0
+    ]
+    if not purchases:
+        return 0
+    payments = [
+        Posting(date.fromisoformat(str(d)), -int(a))
+        for d, a in uow.fetchall(
+            "SELECT paid_on, amount_fen FROM repayments WHERE account_id = ? "
+            "AND paid_on BETWEEN ? AND ?",
+            (account_id, statement_date, due),
+        )
+    ]
+    result = statement_interest(
+        style="card_style_from_posting", purchases=purchases, payments=payments, due_date=due,
+        minimum_payment_fen=int(row[1]), through=due,
+        revolving_daily_rate=terms.revolving_daily_rate,
+        overdue_daily_rate=terms.overdue_daily_rate,
+    )  # fmt: skip
+    return result.total_fen
+
+
+# ---------------------------------------------------------------- reconciliation
+
+
+def reconcile(uow: UnitOfWork) -> tuple[ReconLine, ...]:
+    """Sub-ledger totals (sums over ``product_accounts``) against the GL, to the fen."""
+    groups = {
+        "principal": PRINCIPAL_COLUMNS,
+        "interest": INTEREST_COLUMNS,
+        "penalty": PENALTY_COLUMNS,
+        "fees": FEE_COLUMNS,
+        "credit_balance": ("credit_balance_fen",),
+        "charged_off": ("charged_off_fen",),
+    }
+    select = ", ".join(f"COALESCE(SUM({' + '.join(cols)}), 0)" for cols in groups.values())
+    sub: dict[str, dict[str, int]] = {k: dict.fromkeys(groups, 0) for k in KINDS}
+    for kind, *sums in uow.fetchall(f"SELECT kind, {select} FROM product_accounts GROUP BY kind"):
+        sub[str(kind)] = {g: int(v) for g, v in zip(groups, sums, strict=True)}
+    lines = []
+    for kind in KINDS:
+        code = (AccountCode.RECEIVABLE_PRINCIPAL if kind == "credit_pay"
+                else AccountCode.INSTALLMENT_PRINCIPAL)  # fmt: skip
+        lines += [
+            ReconLine(f"{kind}.principal", sub[kind]["principal"], _code_balance(uow, code)),
+            ReconLine(f"{kind}.interest", sub[kind]["interest"],
+                      _account_balance(uow, plat(f"{kind}_interest_receivable"))),
+            ReconLine(f"{kind}.penalty", sub[kind]["penalty"],
+                      _account_balance(uow, plat(f"{kind}_penalty_receivable"))),
+        ]  # fmt: skip
+    total = {g: sum(sub[k][g] for k in KINDS) for g in groups}
+    lines += [
+        ReconLine("fees", total["fees"], _code_balance(uow, AccountCode.RECEIVABLE_FEES)),
+        ReconLine("credit_balance", total["credit_balance"],
+                  -_code_balance(uow, AccountCode.CUSTOMER_CREDIT_BALANCE)),
+        ReconLine("charged_off", total["charged_off"],
+                  _account_balance(uow, plat("write_off_expense"))),
+    ]  # fmt: skip
+    return tuple(lines)
+
+
+def _code_balance(uow: UnitOfWork, code: int) -> int:
+    row = uow.fetchone(
+        "SELECT COALESCE(SUM(debits_posted - credits_posted), 0) FROM accounts "
+        "WHERE code = ? AND id >= 1000",
+        (int(code),),
+    )
+    return int(row[0]) if row else 0
+
+
+def _account_balance(uow: UnitOfWork, account_id: int) -> int:
+    row = uow.fetchone(
+        "SELECT debits_posted - credits_posted FROM accounts WHERE id = ?", (account_id,)
+    )
+    return int(row[0]) if row else 0
+
+
+# ---------------------------------------------------------------- re-derivation
+
+
+def _eod_days(uow: UnitOfWork) -> tuple[list[int], dict[int, dict[str, int]]]:
+    """Days run (in order) and, for a run still open, how far each product got."""
+    days, partial = [], {}
+    for day, status in uow.fetchall("SELECT day, status FROM eod_runs ORDER BY day"):
+        days.append(int(day))
+        if status != "done":
+            partial[int(day)] = {
+                str(k): int(v)
+                for k, v in uow.fetchall(
+                    "SELECT kind, last_account_id FROM eod_progress WHERE business_date = ?",
+                    (date(1970, 1, 1) + timedelta(days=int(day)),),
+                )
+            }
+    return days, partial
+
+
+def replay_account(
+    events: Sequence[tuple[int, int, dict[str, int]]],
+    eod_days: Sequence[int],
+    rules: AgingRules,
+) -> State:
+    """Rebuild one account's state from its events ``(day, phase, delta)`` (in order) and the
+    end-of-day days it went through, with the scalar path."""
+    state = empty_state()
+    pending = list(eod_days)
+    if events:
+        d0, p0, _ = events[0]
+        pending = [d for d in pending if d > d0 or (d == d0 and p0 == 0)]
+    for day, phase, change in events:
+        while pending and (pending[0] < day or (pending[0] == day and phase >= PHASE_IN_EOD)):
+            state, _ = run_day_account(state, pending.pop(0), rules)
+        for k, v in change.items():
+            state[k] += v
+    for d in pending:
+        state, _ = run_day_account(state, d, rules)
+    return state
+
+
+def rederive(
+    uow: UnitOfWork, catalog: ProductCatalog, account_ids: Sequence[int] | None = None
+) -> list[str]:
+    """Rebuild each account's state from its events and the EOD runs; compare with the table
+    and with the borrower's accounts in the ledger. Returns the differences (empty: all agree)."""
+    days, partial = _eod_days(uow)
+    where = "" if account_ids is None else f" WHERE id IN ({','.join('?' * len(account_ids))})"
+    params = list(account_ids or ())
+    rows = uow.fetchall(f"SELECT id, kind, {', '.join(STATE_COLUMNS)} FROM product_accounts"
+                        f"{where} ORDER BY id", params)  # fmt: skip
+    problems: list[str] = []
+    by_customer: dict[tuple[int, str], dict[str, int]] = {}
+    for account_id, kind, *values in rows:
+        stored = dict(zip(STATE_COLUMNS, (int(v) for v in values), strict=True))
+        events = [
+            (int(d), int(p), json.loads(c))
+            for d, p, c in uow.fetchall(
+                "SELECT business_day, phase, delta FROM product_events WHERE account_id = ? "
+                "ORDER BY business_day, phase, seq",
+                (account_id,),
+            )
+        ]
+        run_days = [d for d in days if d not in partial or account_id <= partial[d].get(kind, 0)]
+        replayed = replay_account(events, run_days, aging_rules(catalog, str(kind)))
+        diff = {k: (stored[k], replayed[k]) for k in STATE_COLUMNS if stored[k] != replayed[k]}
+        if diff:
+            problems.append(f"account {account_id}: stored vs re-derived {diff}")
+        totals = by_customer.setdefault((int(account_id) // 100, str(kind)), {})
+        for group, cols in (("principal", PRINCIPAL_COLUMNS), ("fees", FEE_COLUMNS),
+                            ("credit", ("credit_balance_fen",))):  # fmt: skip
+            totals[group] = totals.get(group, 0) + sum(stored[c] for c in cols)
+    problems += _check_customers(uow, by_customer)
+    return problems
+
+
+def _check_customers(uow: UnitOfWork, totals: dict[tuple[int, str], dict[str, int]]) -> list[str]:
+    problems = []
+    fees: dict[int, int] = {}
+    credit: dict[int, int] = {}
+    for (no, kind), t in totals.items():
+        code = (AccountCode.RECEIVABLE_PRINCIPAL if kind == "credit_pay"
+                else AccountCode.INSTALLMENT_PRINCIPAL)  # fmt: skip
+        ledger_principal = _account_balance(uow, cust(no, code))
+        if ledger_principal != t["principal"]:
+            problems.append(f"customer {no} {kind} principal: sub-ledger {t['principal']}, "
+                            f"ledger {ledger_principal}")  # fmt: skip
+        fees[no] = fees.get(no, 0) + t["fees"]
+        credit[no] = credit.get(no, 0) + t["credit"]
+    for no, amount in fees.items():
+        if _account_balance(uow, cust(no, AccountCode.RECEIVABLE_FEES)) != amount:
+            problems.append(f"customer {no} fees differ from the ledger")
+        if -_account_balance(uow, cust(no, AccountCode.CUSTOMER_CREDIT_BALANCE)) != credit[no]:
+            problems.append(f"customer {no} credit balance differs from the ledger")
+    return problems
+
+
+def iter_days(start: date, end: date) -> Iterator[date]:
+    for k in range((end - start).days + 1):
+        yield start + timedelta(days=k)

@@ -1,0 +1,302 @@
+"""The product sub-ledger's store and the shape every product use case shares.
+
+A use case runs in one unit of work: check its idempotency key (a replay returns the first
+outcome), load and lock the account's state row, call pure functions, post balanced transfers
+through the ledger, write its rows and one ``product_events`` row holding the state *delta*
+(replaying the deltas, with the end-of-day days in between, rebuilds the state: ``rederive``).
+A ledger refusal (over the limit, ...) is an outcome with the ledger's reason code; then none of
+the product's rows are written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Final
+
+from duowei.clock import Clock
+from duowei.db import Database, UnitOfWork
+from duowei.errors import InvalidInput, NotFound
+from duowei.ledger.chart import (
+    AccountCode,
+    customer_account_id,
+    limit_ledger,
+    platform_account_id,
+)
+from duowei.ledger.ledger import Ledger
+from duowei.ledger.model import TRANSFER_ID_PATTERN, TransferFlags, TransferRequest
+from duowei.money import CURRENCIES
+from duowei.products.eod import day_number
+from duowei.products.subledger import STATE_COLUMNS, State, delta
+from duowei.products.terms import (
+    CashLoanTerms,
+    CreditPayTerms,
+    load_cash_loan_terms,
+    load_credit_pay_terms,
+)
+
+CNY: Final = CURRENCIES["CNY"].numeric
+LIMIT: Final = limit_ledger(CNY)
+LINKED: Final = int(TransferFlags.LINKED)
+REF_LENGTH_MAX: Final = 60  # leaves room for the ".limit"/".money" suffixes of transfer ids
+ACCOUNTS_PER_CUSTOMER: Final = 100  # product account id = customer_no * 100 + slot
+LINE_SLOT: Final = 0
+LOAN_SLOTS_MAX: Final = 99
+HOLD_TIMEOUT_S: Final = 7 * 24 * 3600  # an uncaptured checkout hold is released after a week
+_COLS: Final = ", ".join(STATE_COLUMNS)
+
+# Phases of a product event relative to the end-of-day run of its business day.
+PHASE_BEFORE_EOD: Final = 0
+PHASE_IN_EOD: Final = 1
+PHASE_AFTER_EOD: Final = 2
+
+
+class Code:
+    """Ledger transfer codes of the product use cases."""
+
+    LIMIT_GRANT = 100
+    LIMIT_CHANGE = 110
+    PURCHASE = 200
+    REFUND = 210
+    REPAYMENT = 300
+    CREDIT_BALANCE = 310
+    INSTALLMENT_FEE = 400
+    FEE_WAIVER = 410
+    CASH_LOAN_DRAW = 500
+    CAPITALIZATION = 520
+    EOD_INTEREST = 600
+    EOD_PENALTY = 610
+    CHARGE_OFF = 620
+
+
+@dataclass(frozen=True, slots=True)
+class ProductCatalog:
+    """The product terms in force (one version of each); the services read rates from here."""
+
+    credit_pay: CreditPayTerms
+    cash_loan: CashLoanTerms
+
+    @classmethod
+    def standard(cls, on: date) -> ProductCatalog:
+        return cls(load_credit_pay_terms(on), load_cash_loan_terms(on))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a use case did: ``ok`` or a reason code; ``detail`` holds its figures (fen)."""
+
+    ok: bool
+    reason: str
+    ref: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A use case's decision: the new state, the transfers, and rows to write if they post."""
+
+    state: State
+    transfers: Sequence[TransferRequest]
+    detail: dict[str, Any]
+    writes: Callable[[UnitOfWork], None] | None = None
+
+
+def line_account_id(customer_no: int) -> int:
+    return customer_no * ACCOUNTS_PER_CUSTOMER + LINE_SLOT
+
+
+def customer_of(account_id: int) -> int:
+    return account_id // ACCOUNTS_PER_CUSTOMER
+
+
+def cust(customer_no: int, code: AccountCode) -> int:
+    return customer_account_id(customer_no, code)
+
+
+def plat(name: str) -> int:
+    return platform_account_id(name, CNY)
+
+
+def transfer(
+    tid: str, debit: int, credit: int, amount_fen: int, code: int, *, on_limit: bool = False
+) -> TransferRequest:
+    return TransferRequest(tid, debit, credit, amount_fen, LIMIT if on_limit else CNY, code, 0)
+
+
+def link(requests: Sequence[TransferRequest]) -> list[TransferRequest]:
+    """Chain transfers so they succeed or fail together; zero amounts are dropped."""
+    kept = [r for r in requests if r.amount_fen > 0 or r.pending_id is not None]
+    return [
+        TransferRequest(
+            r.id,
+            r.debit_account_id,
+            r.credit_account_id,
+            r.amount_fen,
+            r.ledger,
+            r.code,
+            r.flags | (LINKED if i < len(kept) - 1 else 0),
+            r.pending_id,
+            r.timeout_s,
+            r.user_data,
+        )
+        for i, r in enumerate(kept)
+    ]
+
+
+def check_ref(ref: str) -> None:
+    if len(ref) > REF_LENGTH_MAX or not TRANSFER_ID_PATTERN.match(ref) or ref.startswith("sys:"):
+        raise InvalidInput(f"ref must be 1-{REF_LENGTH_MAX} characters of A-Za-z0-9._:-")
+
+
+def _date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def load_state(uow: UnitOfWork, account_id: int, *, lock: bool = True) -> State | None:
+    suffix = " FOR UPDATE" if lock and uow.dialect == "postgresql" else ""
+    row = uow.fetchone(f"SELECT {_COLS} FROM product_accounts WHERE id = ?{suffix}", (account_id,))
+    if row is None:
+        return None
+    return {name: int(v) for name, v in zip(STATE_COLUMNS, row, strict=True)}
+
+
+def load_meta(uow: UnitOfWork, account_id: int) -> dict[str, Any]:
+    row = uow.fetchone(
+        "SELECT customer_no, product, kind, opened_on, statement_day, pair_due_day "
+        "FROM product_accounts WHERE id = ?",
+        (account_id,),
+    )
+    if row is None:
+        raise NotFound(f"no product account {account_id}")
+    keys = ("customer_no", "product", "kind", "opened_on", "statement_day", "pair_due_day")
+    meta = dict(zip(keys, row, strict=True))
+    meta["opened_on"] = _date(meta["opened_on"])
+    return meta
+
+
+def insert_account(uow: UnitOfWork, account_id: int, meta: dict[str, Any], state: State) -> None:
+    names = ("id", "customer_no", "product", "kind", "opened_on", "statement_day", "pair_due_day")
+    values = [account_id, *(meta[n] for n in names[1:])] + [state[c] for c in STATE_COLUMNS]
+    marks = ",".join("?" * len(values))
+    uow.execute(
+        f"INSERT INTO product_accounts ({', '.join(names)}, {_COLS}) VALUES ({marks})", values
+    )
+
+
+def save_state(uow: UnitOfWork, account_id: int, state: State) -> None:
+    sets = ", ".join(f"{c} = ?" for c in STATE_COLUMNS)
+    uow.execute(
+        f"UPDATE product_accounts SET {sets} WHERE id = ?",
+        [state[c] for c in STATE_COLUMNS] + [account_id],
+    )
+
+
+def eod_phase(uow: UnitOfWork, on: date) -> int | None:
+    """Where a write dated ``on`` falls: before or after that day's EOD (None while it runs)."""
+    row = uow.fetchone("SELECT status FROM eod_runs WHERE business_date = ?", (on,))
+    if row is None:
+        return PHASE_BEFORE_EOD
+    return PHASE_AFTER_EOD if row[0] == "done" else None
+
+
+def record_event(
+    uow: UnitOfWork,
+    *,
+    account_id: int,
+    day: int,
+    phase: int,
+    kind: str,
+    ref: str,
+    request: dict[str, Any],
+    change: dict[str, int],
+    outcome: dict[str, Any],
+) -> None:
+    uow.execute(
+        "INSERT INTO product_events (account_id, business_day, phase, kind, ref, request, delta, "
+        "outcome) VALUES (?,?,?,?,?,?,?,?)",
+        (
+            account_id,
+            day,
+            phase,
+            kind,
+            ref,
+            json.dumps(request, sort_keys=True),
+            json.dumps(change, sort_keys=True),
+            json.dumps(outcome, sort_keys=True),
+        ),
+    )
+
+
+def find_event(uow: UnitOfWork, kind: str, ref: str) -> tuple[dict[str, Any], Outcome] | None:
+    row = uow.fetchone(
+        "SELECT request, outcome FROM product_events WHERE kind = ? AND ref = ?", (kind, ref)
+    )
+    if row is None:
+        return None
+    return json.loads(row[0]), Outcome(True, "ok", ref, json.loads(row[1]), replayed=True)
+
+
+class ProductService:
+    """The template every product use case follows (see the module docstring)."""
+
+    def __init__(self, db: Database, clock: Clock, catalog: ProductCatalog | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.ledger = Ledger(clock)
+        self.catalog = catalog or ProductCatalog.standard(clock.today())
+
+    def run(
+        self,
+        *,
+        kind: str,
+        ref: str,
+        account_id: int,
+        request: dict[str, Any],
+        decide: Callable[[UnitOfWork, State], Step | Outcome],
+        create: Callable[[UnitOfWork], None] | None = None,
+    ) -> Outcome:
+        check_ref(ref)
+        today = self.clock.today()
+        with self.db.transaction() as uow:
+            earlier = find_event(uow, kind, ref)
+            if earlier is not None:
+                if earlier[0] != request:
+                    return Outcome(False, "exists_with_different_fields", ref)
+                return earlier[1]
+            phase = eod_phase(uow, today)
+            if phase is None:
+                return Outcome(False, "eod_in_progress", ref)
+            state = load_state(uow, account_id)
+            if state is None and create is not None:
+                create(uow)
+                state = load_state(uow, account_id)
+            if state is None:
+                return Outcome(False, "account_not_found", ref)
+            step = decide(uow, state)
+            if isinstance(step, Outcome):
+                return step
+            results = (
+                self.ledger.create_transfers(uow, link(step.transfers)) if step.transfers else []
+            )
+            failed = [r for r in results if not r.ok]
+            if failed:
+                first = next((r for r in failed if r.code != "linked_event_failed"), failed[0])
+                return Outcome(False, str(first.code), ref, {"detail": first.detail})
+            if step.writes is not None:
+                step.writes(uow)
+            save_state(uow, account_id, step.state)
+            record_event(
+                uow,
+                account_id=account_id,
+                day=day_number(today),
+                phase=phase,
+                kind=kind,
+                ref=ref,
+                request=request,
+                change=delta(state, step.state),
+                outcome=step.detail,
+            )
+            return Outcome(True, "ok", ref, step.detail)
