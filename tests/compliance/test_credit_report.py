@@ -182,7 +182,7 @@ def test_submission_gates_records_notices_history_and_retention(db: Database) ->
     cured = submit("2026-03", mar, [feb])
     assert [r.report_time for r in cured.released] == [cr.ReportTime.OVERDUE_RECOVERED]
     with db.transaction() as uow:
-        events = uow.fetchall("SELECT ref, payload FROM audit_events WHERE kind = ?",
+        events = uow.fetchall("SELECT ref, payload FROM audit_events WHERE kind = ? ORDER BY seq",
                               ("credit_report.submitted",))  # fmt: skip
         assert len(events) == 5 and released.xml_sha256 in events[3][1]
         assert purge_expired_negative_info(uow, as_of=date(2031, 3, 30)) == []

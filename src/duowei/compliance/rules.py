@@ -123,7 +123,10 @@ def _product_rate_caps(on: date) -> list[Rule]:
 
     rules = []
     for product in PRODUCTS:
-        terms = load_terms(product, on=on)
+        try:
+            terms = load_terms(product, on=on)
+        except NotFound:
+            continue  # the product was not offered then: no cap of its own applies
         cap = terms.rate_cap
         params = {"cap_kind": cap.kind, "apr_max": str(cap_in_force(cap, signing_date=on))}
         if cap.lpr_multiple is not None:
