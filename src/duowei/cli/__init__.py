@@ -25,7 +25,8 @@ def _register() -> None:
     if _registered:
         return
     _registered.append(True)
-    from duowei.cli import audit, db, demo, funding, loan, risk, score
+    from duowei.cli import alerts, audit, db, demo, funding, loan, risk, score
+    from duowei.cli import compliance, report
 
     app.add_typer(db.app, name="db")
     app.add_typer(audit.app, name="audit")
@@ -36,6 +37,9 @@ def _register() -> None:
     app.add_typer(score.app, name="score")
     app.add_typer(funding.app, name="abs")
     app.add_typer(funding.feasibility_app, name="feasibility")
+    app.add_typer(alerts.app, name="alerts")
+    app.add_typer(report.app, name="report")
+    app.add_typer(compliance.app, name="compliance")
 
 
 def get_app() -> typer.Typer:
