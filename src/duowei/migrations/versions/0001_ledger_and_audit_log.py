@@ -21,12 +21,15 @@ branch_labels = None
 depends_on = None
 
 _APPEND_ONLY = ("transfers", "audit_events", "audit_checkpoints", "transfer_failures")
+# On SQLite only INTEGER PRIMARY KEY is the rowid itself; BIGINT PRIMARY KEY would add a second
+# b-tree to every insert and lookup. Both hold 64-bit values.
+_KEY = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _tables() -> None:
     op.create_table(
         "accounts",
-        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("id", _KEY, primary_key=True, autoincrement=False),
         sa.Column("ledger", sa.Integer, nullable=False),
         sa.Column("code", sa.Integer, nullable=False),
         sa.Column("flags", sa.Integer, nullable=False),
@@ -55,7 +58,7 @@ def _tables() -> None:
     )
     op.create_table(
         "transfers",
-        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("seq", _KEY, primary_key=True, autoincrement=False),
         sa.Column("id", sa.Text, nullable=False, unique=True),
         sa.Column("debit_account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
         sa.Column("credit_account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
@@ -97,7 +100,7 @@ def _tables() -> None:
     )
     op.create_table(
         "audit_events",
-        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("seq", _KEY, primary_key=True, autoincrement=False),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("ref", sa.Text, nullable=False),
         sa.Column("payload", sa.Text, nullable=False),
@@ -115,7 +118,7 @@ def _tables() -> None:
     )
     op.create_table(
         "audit_checkpoints",
-        sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("size", _KEY, primary_key=True, autoincrement=False),
         sa.Column("root_hash", sa.LargeBinary, nullable=False),
         sa.Column("note", sa.Text, nullable=False),
         sa.Column("created_us", sa.BigInteger, nullable=False),
