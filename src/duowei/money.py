@@ -113,7 +113,8 @@ def parse_amount(
         value = text
     elif isinstance(text, str):
         stripped = text.strip()
-        if not stripped or len(stripped) > 40:
+        # ASCII only: Decimal would also accept full-width and other scripts' digits.
+        if not stripped or len(stripped) > 40 or not stripped.isascii():
             raise InvalidInput(f"amount {text!r} is not a decimal number of yuan")
         try:
             value = Decimal(stripped)

@@ -10,6 +10,7 @@ import sqlalchemy
 from duowei.audit.log import DbEventRecorder
 from duowei.clock import FixedClock
 from duowei.db import Database
+from duowei.errors import InvalidInput
 from duowei.ledger.ledger import AccountResultCode, Ledger, LedgerService
 from duowei.ledger.model import (
     AccountFlags,
@@ -286,3 +287,23 @@ def test_ledger_and_other_writes_share_one_transaction(db: Database, clock: Fixe
         acct = ledger.account(uow, 1)
         assert acct is not None
         assert acct.debits_posted_fen == 0
+
+
+@pytest.mark.parametrize("user_data", [b"bytes", 12, {"a": 1}, object()])
+def test_user_data_that_is_not_text_is_refused(svc: LedgerService, user_data: object) -> None:
+    (result,) = svc.create_transfers([t("ud", MERCHANT, CASH, 5, user_data=user_data)])
+    assert result.code is ResultCode.USER_DATA_INVALID
+    assert balances(svc, MERCHANT) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"x": float("nan")}, {"x": object()}, {"x": b"raw"}, {1j: 1}, {"x": "y" * 70_000}],
+)
+def test_an_event_that_is_not_json_is_refused_and_nothing_is_logged(
+    db: Database, clock: FixedClock, payload: dict[object, object]
+) -> None:
+    size = log_size(db)
+    with pytest.raises(InvalidInput), db.transaction() as uow:
+        DbEventRecorder(uow, clock).record_event(kind="decision", ref="A1", payload=payload)  # type: ignore[arg-type]
+    assert log_size(db) == size
