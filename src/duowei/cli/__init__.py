@@ -27,11 +27,13 @@ def _register() -> None:
     _registered.append(True)
     from duowei.cli import alerts, audit, db, demo, funding, loan, risk, score
     from duowei.cli import compliance, report
+    from duowei.cli import eod
 
     app.add_typer(db.app, name="db")
     app.add_typer(audit.app, name="audit")
     app.command("demo")(demo.demo)
     app.add_typer(loan.app, name="loan")
+    app.add_typer(eod.app, name="eod")
     app.add_typer(risk.app, name="risk")
     app.add_typer(risk.stress_app, name="stress")
     app.add_typer(score.app, name="score")

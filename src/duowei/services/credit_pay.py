@@ -618,12 +618,24 @@ class CreditPayService(ProductService):
         """Turn the open statement's billed purchases into installments (before it is due)."""
 
         def decide(uow: UnitOfWork, state: State) -> Step | Outcome:
-            if state["stmt_due_day"] == NO_DAY or state["billed_principal_fen"] == 0:
+            account_id = line_account_id(customer_no)
+            # Installments already billed on this statement stay as they are.
+            billed_installments = uow.fetchone(
+                "SELECT COALESCE(SUM(s.principal_fen), 0) FROM schedule_rows s "
+                "JOIN installment_plans p ON p.id = s.owner_id WHERE s.account_id = ? "
+                "AND s.bill_day = (SELECT MAX(bill_day) FROM schedule_rows r "
+                "JOIN installment_plans q ON q.id = r.owner_id WHERE r.account_id = ? "
+                "AND r.bill_day <= ?)",
+                (account_id, account_id, state["last_run_day"]),
+            )
+            inst = int(billed_installments[0]) if billed_installments else 0
+            principal = state["billed_principal_fen"] - inst
+            if state["stmt_due_day"] == NO_DAY or principal <= 0:
                 return Outcome(False, "no_open_bill", ref)
             return self._convert(
-                uow=uow, state=state, account_id=line_account_id(customer_no), plan_id=ref,
+                uow=uow, state=state, account_id=account_id, plan_id=ref,
                 source=f"bill:{to_date(state['stmt_due_day']).isoformat()}",
-                principal_fen=state["billed_principal_fen"], periods=periods, subsidized=False,
+                principal_fen=principal, periods=periods, subsidized=False,
                 from_column="billed_principal_fen",
             )  # fmt: skip
 

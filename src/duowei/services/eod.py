@@ -32,7 +32,7 @@ from duowei.audit.log import DbEventRecorder
 from duowei.clock import Clock
 from duowei.db import Database, UnitOfWork
 from duowei.errors import InvalidInput
-from duowei.ledger.chart import AccountCode
+from duowei.ledger.chart import AccountCode, platform_accounts
 from duowei.ledger.ledger import Ledger
 from duowei.ledger.model import BATCH_SIZE_MAX, TransferRequest
 from duowei.products.credit_pay import Posting, statement_cycle, statement_interest
@@ -54,6 +54,7 @@ from duowei.products.subledger import (
 )
 from duowei.products.terms import CreditPayTerms
 from duowei.services.product_store import (
+    CNY,
     PHASE_IN_EOD,
     Code,
     ProductCatalog,
@@ -167,6 +168,7 @@ def run_eod(
     with db.transaction() as uow:
         if _start(uow, business_date):
             return EodResult(business_date, True, reconciliation=reconcile(uow))
+        ledger.create_accounts(uow, platform_accounts(CNY))  # the control accounts it posts to
     with db.transaction() as uow:
         expired = _expire_holds(uow, ledger)
     totals: dict[str, int] = {"statements": 0, "bills": 0, "charged_off": 0, "transfers": 0}
