@@ -260,8 +260,25 @@ def read_chunk(
 
 
 def write_chunk(uow: UnitOfWork, ids: np.ndarray, cols: Columns) -> None:
-    matrix = np.column_stack([cols[c] for c in STATE_COLUMNS] + [ids])
-    uow.raw.cursor().executemany(uow.sql(_UPDATE), matrix.tolist())
+    """Write a chunk's state back: by primary key on SQLite; on PostgreSQL through COPY into a
+    temporary table and one ``UPDATE ... FROM`` (row-by-row updates are the slow part there)."""
+    if uow.dialect != "postgresql":
+        matrix = np.column_stack([cols[c] for c in STATE_COLUMNS] + [ids])
+        uow.raw.cursor().executemany(uow.sql(_UPDATE), matrix.tolist())
+        return
+    cur = uow.raw.cursor()
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS eod_chunk (id bigint PRIMARY KEY, "
+        + ", ".join(f"{c} bigint" for c in STATE_COLUMNS)
+        + ") ON COMMIT DELETE ROWS"
+    )
+    matrix = np.column_stack([ids] + [cols[c] for c in STATE_COLUMNS])
+    with cur.copy(f"COPY eod_chunk (id, {', '.join(STATE_COLUMNS)}) FROM STDIN") as copy:
+        for row in matrix.tolist():
+            copy.write_row(row)
+    sets = ", ".join(f"{c} = e.{c}" for c in STATE_COLUMNS)
+    cur.execute(f"UPDATE product_accounts p SET {sets} FROM eod_chunk e WHERE p.id = e.id")
+    cur.execute("DELETE FROM eod_chunk")
 
 
 class _Chunk:
@@ -445,7 +462,8 @@ class _Chunk:
             per_bucket = _bucket_sums(buckets, amounts, n)
             for b, amount in enumerate(per_bucket):
                 if amount:
-                    requests.append(transfer(f"{tag}:{self.bucket_names[b]}:{name}", debit,
+                    label = "".join(ch for ch in self.bucket_names[b] if ch.isalnum())
+                    requests.append(transfer(f"{tag}:{label}:{name}", debit,
                                              credit, amount, code))  # fmt: skip
         requests += self._write_offs(ids, meta, split, tag)
         self.totals["charged_off"] += int(split["mask"].sum())
