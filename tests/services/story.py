@@ -31,8 +31,13 @@ class Story:
     def start(cls, db: Database, on: date, catalog: ProductCatalog | None = None) -> Story:
         clock = FixedClock(datetime.combine(on, MORNING, tzinfo=BUSINESS_TZ))
         catalog = catalog or ProductCatalog.standard(on)
-        return cls(db, clock, catalog, CreditPayService(db, clock, catalog),
-                   CashLoanService(db, clock, catalog))  # fmt: skip
+        return cls(
+            db,
+            clock,
+            catalog,
+            CreditPayService(db, clock, catalog),
+            CashLoanService(db, clock, catalog),
+        )
 
     @property
     def today(self) -> date:

@@ -22,8 +22,14 @@ def _story(db: Database, on: date, limit: str = "50000.00") -> Story:
 
 
 def _draw(story: Story, loan_id: str, principal: str, term: int, method: Method) -> None:
-    outcome = story.cash_loan.draw(customer_no=CUSTOMER, loan_id=loan_id, principal_fen=y(principal),
-                                   term_months=term, method=method, grade="C")  # fmt: skip
+    outcome = story.cash_loan.draw(
+        customer_no=CUSTOMER,
+        loan_id=loan_id,
+        principal_fen=y(principal),
+        term_months=term,
+        method=method,
+        grade="C",
+    )
     assert outcome.ok, outcome
 
 
@@ -95,10 +101,12 @@ def test_partial_prepayment_reamortizes_as_the_borrower_chooses(db: Database) ->
     _draw(story, "B", "10000.00", 12, Method.EQUAL_INSTALLMENT)
     first_payment = story.cash_loan.schedule_rows("A")[0]
     story.go_to(date(2026, 1, 25))
-    shorter = story.cash_loan.prepay(loan_id="A", amount_fen=y("5090.00"),
-                                     choice=Reamortize.SHORTER_TERM, ref="A-pre")  # fmt: skip
-    lower = story.cash_loan.prepay(loan_id="B", amount_fen=y("5090.00"),
-                                   choice=Reamortize.LOWER_INSTALLMENT, ref="B-pre")  # fmt: skip
+    shorter = story.cash_loan.prepay(
+        loan_id="A", amount_fen=y("5090.00"), choice=Reamortize.SHORTER_TERM, ref="A-pre"
+    )
+    lower = story.cash_loan.prepay(
+        loan_id="B", amount_fen=y("5090.00"), choice=Reamortize.LOWER_INSTALLMENT, ref="B-pre"
+    )
     assert shorter.detail["interest_fen"] == lower.detail["interest_fen"] == y("90.00")
     assert shorter.detail["principal_fen"] == y("5000.00")
     assert shorter.detail["periods"] < 12
@@ -116,9 +124,18 @@ def test_reschedule_capitalizes_what_is_overdue(db: Database) -> None:
     _draw(story, "R", "3000.00", 3, Method.EQUAL_PRINCIPAL)
     story.eod_through(date(2026, 2, 9))
     before = story.cash_loan.state("R")
-    owed = sum(before[c] for c in ("principal_fen", "due_principal_fen", "overdue_principal_fen",
-                                   "accrued_interest_fen", "due_interest_fen",
-                                   "overdue_interest_fen", "penalty_fen"))  # fmt: skip
+    owed = sum(
+        before[c]
+        for c in (
+            "principal_fen",
+            "due_principal_fen",
+            "overdue_principal_fen",
+            "accrued_interest_fen",
+            "due_interest_fen",
+            "overdue_interest_fen",
+            "penalty_fen",
+        )
+    )
     outcome = story.cash_loan.reschedule(loan_id="R", term_months=6, ref="R-res")
     assert outcome.ok and outcome.detail["principal_fen"] == owed
     assert len(story.cash_loan.schedule_rows("R")) == 6
@@ -129,11 +146,23 @@ def test_reschedule_capitalizes_what_is_overdue(db: Database) -> None:
 
 def test_draws_respect_the_line(db: Database) -> None:
     story = _story(db, date(2026, 1, 5), limit="5000.00")
-    over = story.cash_loan.draw(customer_no=CUSTOMER, loan_id="X", principal_fen=y("6000.00"),
-                                term_months=3, method=Method.EQUAL_INSTALLMENT, grade="C")  # fmt: skip
+    over = story.cash_loan.draw(
+        customer_no=CUSTOMER,
+        loan_id="X",
+        principal_fen=y("6000.00"),
+        term_months=3,
+        method=Method.EQUAL_INSTALLMENT,
+        grade="C",
+    )
     assert over.reason == "exceeds_credits"
     story.credit_pay.set_frozen(customer_no=CUSTOMER, frozen=True, ref="fz", reason="review")
-    frozen = story.cash_loan.draw(customer_no=CUSTOMER, loan_id="Y", principal_fen=y("100.00"),
-                                  term_months=3, method=Method.EQUAL_INSTALLMENT, grade="C")  # fmt: skip
+    frozen = story.cash_loan.draw(
+        customer_no=CUSTOMER,
+        loan_id="Y",
+        principal_fen=y("100.00"),
+        term_months=3,
+        method=Method.EQUAL_INSTALLMENT,
+        grade="C",
+    )
     assert frozen.reason == "line_frozen"
     story.check_books()

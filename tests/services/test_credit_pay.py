@@ -10,18 +10,23 @@ from duowei.money import parse_amount as y
 from duowei.products.eod import day_number
 from duowei.products.terms import StatementDuePair
 from duowei.services.product_store import ProductCatalog
+
 from .story import Story
 
 CUSTOMER = 7
 
 
 def _open(story: Story, limit: str = "5000.00") -> None:
-    assert story.credit_pay.open_line(customer_no=CUSTOMER, credit_limit_fen=y(limit), ref="open-7").ok
+    assert story.credit_pay.open_line(
+        customer_no=CUSTOMER, credit_limit_fen=y(limit), ref="open-7"
+    ).ok
 
 
 def _buy(story: Story, auth_id: str, amount: str) -> None:
     cp = story.credit_pay
-    assert cp.authorize(customer_no=CUSTOMER, auth_id=auth_id, amount_fen=y(amount), merchant="m1").ok
+    assert cp.authorize(
+        customer_no=CUSTOMER, auth_id=auth_id, amount_fen=y(amount), merchant="m1"
+    ).ok
     assert cp.capture(auth_id=auth_id, ref=f"{auth_id}-cap").ok
 
 
@@ -99,7 +104,9 @@ def test_limits_freeze_holds_captures_voids_and_refunds(db: Database) -> None:
     frozen = cp.authorize(customer_no=CUSTOMER, auth_id="a0", amount_fen=y("10.00"), merchant="m")
     assert frozen.reason == "line_frozen"
     assert cp.set_frozen(customer_no=CUSTOMER, frozen=False, ref="f2", reason="cleared").ok
-    assert cp.authorize(customer_no=CUSTOMER, auth_id="a1", amount_fen=y("1200.00"), merchant="m").ok
+    assert cp.authorize(
+        customer_no=CUSTOMER, auth_id="a1", amount_fen=y("1200.00"), merchant="m"
+    ).ok
     assert story.available_fen(CUSTOMER) == y("3800.00")
     assert cp.capture(auth_id="a1", ref="a1-cap", amount_fen=y("1150.00")).ok  # partial
     assert story.available_fen(CUSTOMER) == y("3850.00")

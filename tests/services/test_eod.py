@@ -40,11 +40,19 @@ def _build(db: Database, catalog: ProductCatalog | None = None) -> Story:
     for no in range(1, 7):
         assert cp.open_line(customer_no=no, credit_limit_fen=y("20000.00"), ref=f"open-{no}").ok
         auth = f"p{no}"
-        assert cp.authorize(customer_no=no, auth_id=auth, amount_fen=y("300.00") * no, merchant="m").ok
+        assert cp.authorize(
+            customer_no=no, auth_id=auth, amount_fen=y("300.00") * no, merchant="m"
+        ).ok
         assert cp.capture(auth_id=auth, ref=f"{auth}-cap").ok
         if no % 2 == 0:
-            assert cl.draw(customer_no=no, loan_id=f"L{no}", principal_fen=y("1000.00") * no,
-                           term_months=3, method=Method.EQUAL_INSTALLMENT, grade="B").ok  # fmt: skip
+            assert cl.draw(
+                customer_no=no,
+                loan_id=f"L{no}",
+                principal_fen=y("1000.00") * no,
+                term_months=3,
+                method=Method.EQUAL_INSTALLMENT,
+                grade="B",
+            ).ok
     assert cp.convert_purchase(auth_id="p3", periods=3, ref="plan-3").ok
     return story
 
@@ -95,8 +103,9 @@ def test_killed_part_way_then_run_again_equals_an_uninterrupted_run(
         with pytest.raises(RuntimeError, match="test hook"):
             story.eod_through(date(2026, 4, 1), chunk_rows=2, fail_after_accounts=3)
         with db.transaction() as uow:
-            assert uow.fetchone("SELECT status FROM eod_runs WHERE business_date = ?",
-                                (date(2026, 4, 1),)) == ("running",)  # fmt: skip
+            assert uow.fetchone(
+                "SELECT status FROM eod_runs WHERE business_date = ?", (date(2026, 4, 1),)
+            ) == ("running",)
             assert rederive(uow, story.catalog) == []  # a half-run day re-derives too
         story.eod_through(date(2026, 4, 1))
         got, want = _snapshot(db), _snapshot(reference_db)
@@ -128,8 +137,9 @@ def _random_book_matches_scalar(db: Database, seed: int, chunk_rows: int, days: 
         Ledger(clock).create_accounts(uow, specs)
     catalog = ProductCatalog.standard(on)
     for k in range(days):
-        run_eod(db, clock, date.fromordinal(on.toordinal() + k), catalog=catalog,
-                chunk_rows=chunk_rows)  # fmt: skip
+        run_eod(
+            db, clock, date.fromordinal(on.toordinal() + k), catalog=catalog, chunk_rows=chunk_rows
+        )
     with db.transaction() as uow:
         rows = uow.fetchall(f"SELECT {', '.join(STATE_COLUMNS)} FROM product_accounts ORDER BY id")
     from duowei.products.subledger import empty_state
@@ -141,14 +151,18 @@ def _random_book_matches_scalar(db: Database, seed: int, chunk_rows: int, days: 
             state, _ = run_day_account(state, day_number(on) + k, aging_rules(catalog, kind))
         assert dict(zip(STATE_COLUMNS, (int(v) for v in row), strict=True)) == state
     with db.transaction() as uow:
-        charged = sum(int(r[0]) for r in uow.fetchall("SELECT charged_off_fen FROM product_accounts"))
+        charged = sum(
+            int(r[0]) for r in uow.fetchall("SELECT charged_off_fen FROM product_accounts")
+        )
         write_off = Ledger(clock).account(uow, platform_account_id("write_off_expense", 156))
     assert write_off is not None and write_off.debit_balance_fen == charged - int(
         book.columns["charged_off_fen"].sum()
     )
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 2**32 - 1), chunk_rows=st.integers(1, 150), days=st.integers(1, 3))
 def test_vectorized_eod_equals_the_per_account_path_on_random_books(
     tmp_path: Path, seed: int, chunk_rows: int, days: int
@@ -167,27 +181,34 @@ def test_vectorized_eod_equals_the_per_account_path_on_both_engines(db: Database
 def test_charge_off_posts_write_offs_and_still_reconciles(db: Database) -> None:
     standard = ProductCatalog.standard(START)
     delinquency = standard.cash_loan.delinquency.model_copy(update={"charge_off_dpd": 5})
-    catalog = ProductCatalog(standard.credit_pay,
-                             standard.cash_loan.model_copy(update={"delinquency": delinquency}))  # fmt: skip
+    catalog = ProductCatalog(
+        standard.credit_pay, standard.cash_loan.model_copy(update={"delinquency": delinquency})
+    )
     story = _build(db, catalog)
     story.eod_through(date(2026, 4, 25))  # first installments due 2026-04-20
     state = story.cash_loan.state("L2")
     assert state["charged_off"] == 1 and state["charged_off_fen"] > y("2000.00")
-    assert sum(state[c] for c in STATE_COLUMNS if c.endswith("_fen") and c not in (
-        "charged_off_fen", "credit_limit_fen")) == 0  # fmt: skip
+    assert (
+        sum(
+            state[c]
+            for c in STATE_COLUMNS
+            if c.endswith("_fen") and c not in ("charged_off_fen", "credit_limit_fen")
+        )
+        == 0
+    )
     with db.transaction() as uow:
         assert all(line.ok for line in reconcile(uow))
     story.check_books()
 
 
-def test_reconciliation_and_rederive_catch_an_edited_sub_ledger(
-    db_url: str, db: Database
-) -> None:
+def test_reconciliation_and_rederive_catch_an_edited_sub_ledger(db_url: str, db: Database) -> None:
     story = _build(db)
     story.eod_through(date(2026, 4, 2))
     with db.transaction() as uow:
-        uow.execute("UPDATE product_accounts SET accrued_interest_fen = accrued_interest_fen + 1 "
-                    "WHERE id = 201")  # fmt: skip
+        uow.execute(
+            "UPDATE product_accounts SET accrued_interest_fen = accrued_interest_fen + 1 "
+            "WHERE id = 201"
+        )
         lines = {line.name: line for line in reconcile(uow)}
         problems = rederive(uow, story.catalog)
     assert not lines["cash_loan.interest"].ok
@@ -200,7 +221,9 @@ def test_reconciliation_and_rederive_catch_an_edited_sub_ledger(
 def test_cli_runs_a_day_and_shows_the_reconciliation(db_url: str, db: Database) -> None:
     _build(db)
     runner = CliRunner()
-    first = runner.invoke(get_app(), ["eod", "run", "--date", "2026-03-20", "--db", db_url, "--json"])
+    first = runner.invoke(
+        get_app(), ["eod", "run", "--date", "2026-03-20", "--db", db_url, "--json"]
+    )
     assert first.exit_code == 0, first.output
     assert '"reconciled": true' in first.output and '"already_done": false' in first.output
     again = runner.invoke(get_app(), ["eod", "run", "--date", "2026-03-20", "--db", db_url])
@@ -214,7 +237,11 @@ def test_interest_accrues_only_once_per_day_in_the_gl(db: Database) -> None:
     story.eod_through(date(2026, 3, 29))
     with db.transaction() as uow:
         income = Ledger(story.clock).account(uow, platform_account_id("interest_income", 156))
-        accrued = sum(int(r[0]) for r in uow.fetchall(
-            "SELECT accrued_interest_fen FROM product_accounts WHERE kind = 'cash_loan'"))  # fmt: skip
+        accrued = sum(
+            int(r[0])
+            for r in uow.fetchall(
+                "SELECT accrued_interest_fen FROM product_accounts WHERE kind = 'cash_loan'"
+            )
+        )
     assert income is not None and -income.debit_balance_fen == accrued > 0
     assert np.int64(accrued) == accrued

@@ -82,14 +82,18 @@ def run(
         print_json(data)
     else:
         state = "already done" if result.already_done else "done"
-        typer.echo(f"end-of-day {on}: {state}; accounts {result.accounts_run}, statements "
-                   f"{result.statements}, installments billed {result.installments_billed}, "
-                   f"charged off {result.charged_off}, GL transfers {result.transfers}, "
-                   f"holds expired {result.holds_expired}")  # fmt: skip
+        typer.echo(
+            f"end-of-day {on}: {state}; accounts {result.accounts_run}, statements "
+            f"{result.statements}, installments billed {result.installments_billed}, "
+            f"charged off {result.charged_off}, GL transfers {result.transfers}, "
+            f"holds expired {result.holds_expired}"
+        )
         for line in data["reconciliation"]:
             mark = "ok" if line["ok"] else "DIFFERS"
-            typer.echo(f"  {line['line']:<22} sub-ledger {line['subledger']:>18}  "
-                       f"ledger {line['ledger']:>18}  {mark}")  # fmt: skip
+            typer.echo(
+                f"  {line['line']:<22} sub-ledger {line['subledger']:>18}  "
+                f"ledger {line['ledger']:>18}  {mark}"
+            )
     if not result.reconciled:
         raise typer.Exit(2)
 
@@ -108,7 +112,9 @@ def reconcile_cmd(db: DbOption = None, as_json: JsonOption = False) -> None:
         print_json({"reconciled": all(r.ok for r in lines), "lines": data})
     else:
         for line in data:
-            typer.echo(f"{line['line']:<22} {line['subledger']:>18} {line['ledger']:>18} "
-                       f"{'ok' if line['ok'] else 'DIFFERS'}")  # fmt: skip
+            typer.echo(
+                f"{line['line']:<22} {line['subledger']:>18} {line['ledger']:>18} "
+                f"{'ok' if line['ok'] else 'DIFFERS'}"
+            )
     if not all(r.ok for r in lines):
         raise typer.Exit(2)

@@ -1,10 +1,11 @@
 """Cash loans (借呗-like) drawn on the credit-pay line: one database transaction per use case.
 
-| use case | transfers (debit -> credit) |
-| --- | --- |
-| draw | *limit* line_available -> line_in_use, linked to installment_principal -> settlement_cash |
-| repayment / payoff / prepayment | settlement_cash -> each receivable paid; *limit* in_use -> available |
-| reschedule | installment_principal -> interest/penalty control (overdue interest capitalized) |
+- draw: *limit* line_available -> line_in_use, linked to installment_principal ->
+  settlement_cash (the money goes to the borrower);
+- repayment, payoff, prepayment: settlement_cash -> each receivable paid; *limit* line_in_use ->
+  line_available for the principal;
+- reschedule: installment_principal -> the interest and penalty control accounts (what was owed
+  is capitalized).
 
 Interest accrues day by day in the end-of-day run (interest only for the days used); each
 installment is billed the evening before its due date with the interest accrued for its days.
@@ -124,9 +125,14 @@ class CashLoanService(ProductService):
         """Draw a loan on the line: quote (cap check), limit used, money to the borrower."""
         rate, today = self._rate(grade), self.clock.today()
         quote = make_quote(
-            principal_fen=principal_fen, rate=rate, term_months=term_months, method=method,
-            start_date=today, terms=self.terms, day_count=self.terms.day_count,
-        )  # fmt: skip
+            principal_fen=principal_fen,
+            rate=rate,
+            term_months=term_months,
+            method=method,
+            start_date=today,
+            terms=self.terms,
+            day_count=self.terms.day_count,
+        )
         if not quote.cap.ok:
             return Outcome(False, "rate_above_cap", loan_id)
         with self.db.transaction() as uow:
@@ -140,8 +146,14 @@ class CashLoanService(ProductService):
         account_id = customer_no * ACCOUNTS_PER_CUSTOMER + slot
 
         def create(uow: UnitOfWork) -> None:
-            meta = {"customer_no": customer_no, "product": "cash_loan", "kind": "cash_loan",
-                    "opened_on": today, "statement_day": 0, "pair_due_day": 0}  # fmt: skip
+            meta = {
+                "customer_no": customer_no,
+                "product": "cash_loan",
+                "kind": "cash_loan",
+                "opened_on": today,
+                "statement_day": 0,
+                "pair_due_day": 0,
+            }
             insert_account(uow, account_id, meta, empty_state())
 
         def decide(uow: UnitOfWork, state: State) -> Step | Outcome:
@@ -150,28 +162,51 @@ class CashLoanService(ProductService):
                 return Outcome(False, "no_credit_line", loan_id)
             if line["frozen"] or line["charged_off"]:
                 return Outcome(False, "line_frozen", loan_id)
-            new = {**state, "principal_fen": principal_fen,
-                   "daily_rate_nano": rate_nano(rate.value),
-                   "penalty_rate_nano": rate_nano(self.terms.overdue_daily_rate),
-                   "last_run_day": day_number(today) - 1}  # fmt: skip
+            new = {
+                **state,
+                "principal_fen": principal_fen,
+                "daily_rate_nano": rate_nano(rate.value),
+                "penalty_rate_nano": rate_nano(self.terms.overdue_daily_rate),
+                "last_run_day": day_number(today) - 1,
+            }
             ts = [
-                transfer(f"{loan_id}.limit", cust(customer_no, AccountCode.LINE_AVAILABLE),
-                         cust(customer_no, AccountCode.LINE_IN_USE), principal_fen,
-                         Code.CASH_LOAN_DRAW, on_limit=True),
-                transfer(f"{loan_id}.money", cust(customer_no, AccountCode.INSTALLMENT_PRINCIPAL),
-                         plat("settlement_cash"), principal_fen, Code.CASH_LOAN_DRAW),
-            ]  # fmt: skip
+                transfer(
+                    f"{loan_id}.limit",
+                    cust(customer_no, AccountCode.LINE_AVAILABLE),
+                    cust(customer_no, AccountCode.LINE_IN_USE),
+                    principal_fen,
+                    Code.CASH_LOAN_DRAW,
+                    on_limit=True,
+                ),
+                transfer(
+                    f"{loan_id}.money",
+                    cust(customer_no, AccountCode.INSTALLMENT_PRINCIPAL),
+                    plat("settlement_cash"),
+                    principal_fen,
+                    Code.CASH_LOAN_DRAW,
+                ),
+            ]
 
             def writes(u: UnitOfWork) -> None:
                 u.execute(
                     "INSERT INTO cash_loans (account_id, loan_id, principal_fen, term_months, "
                     "method, daily_rate, drawn_on, schedule_version, status) "
                     "VALUES (?,?,?,?,?,?,?,?,?)",
-                    (account_id, loan_id, principal_fen, term_months, method.value,
-                     str(rate.value), today, 1, "active"),
-                )  # fmt: skip
-                write_schedule(u, loan_id=loan_id, account_id=account_id, version=1,
-                               schedule=quote.schedule)  # fmt: skip
+                    (
+                        account_id,
+                        loan_id,
+                        principal_fen,
+                        term_months,
+                        method.value,
+                        str(rate.value),
+                        today,
+                        1,
+                        "active",
+                    ),
+                )
+                write_schedule(
+                    u, loan_id=loan_id, account_id=account_id, version=1, schedule=quote.schedule
+                )
 
             detail = {
                 "account_id": account_id,
@@ -182,12 +217,21 @@ class CashLoanService(ProductService):
             }
             return Step(new, ts, detail, writes)
 
-        request = {"customer_no": customer_no, "principal": principal_fen, "term": term_months,
-                   "method": method.value, "grade": grade}  # fmt: skip
+        request = {
+            "customer_no": customer_no,
+            "principal": principal_fen,
+            "term": term_months,
+            "method": method.value,
+            "grade": grade,
+        }
         return self.run(
-            kind="cl.draw", ref=loan_id, account_id=account_id, request=request, decide=decide,
+            kind="cl.draw",
+            ref=loan_id,
+            account_id=account_id,
+            request=request,
+            decide=decide,
             create=create,
-        )  # fmt: skip
+        )
 
     def _pay(self, *, loan_id: str, amount_fen: int, ref: str, kind: str, payoff: bool) -> Outcome:
         def decide(uow: UnitOfWork, state: State) -> Step | Outcome:
@@ -202,29 +246,40 @@ class CashLoanService(ProductService):
                 return Outcome(False, "nothing_due", ref)
             no = int(loan["account_id"]) // ACCOUNTS_PER_CUSTOMER
             step = repayment_step(
-                state, amount_fen=amount, today=self.clock.today(), ref=ref, customer_no=no,
-                product="cash_loan", columns=columns,
-            )  # fmt: skip
+                state,
+                amount_fen=amount,
+                today=self.clock.today(),
+                ref=ref,
+                customer_no=no,
+                product="cash_loan",
+                columns=columns,
+            )
 
             def writes(u: UnitOfWork) -> None:
-                record_repayment(u, ref, int(loan["account_id"]), self.clock.today(), amount,
-                                 step.detail)  # fmt: skip
+                record_repayment(
+                    u, ref, int(loan["account_id"]), self.clock.today(), amount, step.detail
+                )
                 if payoff:
-                    u.execute("UPDATE cash_loans SET status = 'paid_off' WHERE loan_id = ?",
-                              (loan_id,))  # fmt: skip
+                    u.execute(
+                        "UPDATE cash_loans SET status = 'paid_off' WHERE loan_id = ?", (loan_id,)
+                    )
 
             return Step(step.state, step.transfers, step.detail, writes)
 
         return self.run(
-            kind=kind, ref=ref, account_id=self._account_of(loan_id),
-            request={"loan_id": loan_id, "amount": amount_fen}, decide=decide,
-        )  # fmt: skip
+            kind=kind,
+            ref=ref,
+            account_id=self._account_of(loan_id),
+            request={"loan_id": loan_id, "amount": amount_fen},
+            decide=decide,
+        )
 
     def repay(self, *, loan_id: str, amount_fen: int, ref: str) -> Outcome:
         """A scheduled repayment: pays what is due and overdue in the allocation order."""
         check_fen(amount_fen)
-        return self._pay(loan_id=loan_id, amount_fen=amount_fen, ref=ref, kind="cl.repay",
-                         payoff=False)  # fmt: skip
+        return self._pay(
+            loan_id=loan_id, amount_fen=amount_fen, ref=ref, kind="cl.repay", payoff=False
+        )
 
     def payoff(self, *, loan_id: str, ref: str) -> Outcome:
         """Early repayment of everything: principal plus interest only for the days used."""
@@ -260,31 +315,59 @@ class CashLoanService(ProductService):
             new = {**state, "accrued_interest_fen": 0, "principal_fen": left}
             cash = plat("settlement_cash")
             ts = [
-                transfer(f"{ref}.interest", cash, plat("cash_loan_interest_receivable"), interest,
-                         Code.REPAYMENT),
-                transfer(f"{ref}.principal", cash, cust(no, AccountCode.INSTALLMENT_PRINCIPAL),
-                         principal_paid, Code.REPAYMENT),
-                transfer(f"{ref}.limit", cust(no, AccountCode.LINE_IN_USE),
-                         cust(no, AccountCode.LINE_AVAILABLE), principal_paid, Code.REPAYMENT,
-                         on_limit=True),
-            ]  # fmt: skip
+                transfer(
+                    f"{ref}.interest",
+                    cash,
+                    plat("cash_loan_interest_receivable"),
+                    interest,
+                    Code.REPAYMENT,
+                ),
+                transfer(
+                    f"{ref}.principal",
+                    cash,
+                    cust(no, AccountCode.INSTALLMENT_PRINCIPAL),
+                    principal_paid,
+                    Code.REPAYMENT,
+                ),
+                transfer(
+                    f"{ref}.limit",
+                    cust(no, AccountCode.LINE_IN_USE),
+                    cust(no, AccountCode.LINE_AVAILABLE),
+                    principal_paid,
+                    Code.REPAYMENT,
+                    on_limit=True,
+                ),
+            ]
             version = int(loan["version"]) + 1
 
             def writes(u: UnitOfWork) -> None:
-                write_schedule(u, loan_id=loan_id, account_id=int(loan["account_id"]),
-                               version=version, schedule=schedule)  # fmt: skip
-                u.execute("UPDATE cash_loans SET schedule_version = ? WHERE loan_id = ?",
-                          (version, loan_id))  # fmt: skip
+                write_schedule(
+                    u,
+                    loan_id=loan_id,
+                    account_id=int(loan["account_id"]),
+                    version=version,
+                    schedule=schedule,
+                )
+                u.execute(
+                    "UPDATE cash_loans SET schedule_version = ? WHERE loan_id = ?",
+                    (version, loan_id),
+                )
 
-            detail = {"interest_fen": interest, "principal_fen": principal_paid,
-                      "periods": len(schedule.rows), "payment_fen": schedule.payment_fen}  # fmt: skip
+            detail = {
+                "interest_fen": interest,
+                "principal_fen": principal_paid,
+                "periods": len(schedule.rows),
+                "payment_fen": schedule.payment_fen,
+            }
             return Step(new, ts, detail, writes)
 
         return self.run(
-            kind="cl.prepay", ref=ref, account_id=self._account_of(loan_id),
+            kind="cl.prepay",
+            ref=ref,
+            account_id=self._account_of(loan_id),
             request={"loan_id": loan_id, "amount": amount_fen, "choice": choice.value},
             decide=decide,
-        )  # fmt: skip
+        )
 
     def _reamortize(
         self, loan: dict[str, Any], rows: list[Any], left_fen: int, choice: Reamortize
@@ -300,10 +383,14 @@ class CashLoanService(ProductService):
                 left_fen, payment, rate, self.terms.day_count, today, next_due, periods
             )
         return build_schedule(
-            principal_fen=left_fen, rate=rate, term_months=periods, method=method,
-            start_date=today, first_due_date=next_due if today < next_due else None,
+            principal_fen=left_fen,
+            rate=rate,
+            term_months=periods,
+            method=method,
+            start_date=today,
+            first_due_date=next_due if today < next_due else None,
             day_count=self.terms.day_count,
-        )  # fmt: skip
+        )
 
     def reschedule(self, *, loan_id: str, term_months: int, ref: str) -> Outcome:
         """A loan in difficulty: capitalize interest and penalty owed, new term from today."""
@@ -322,41 +409,72 @@ class CashLoanService(ProductService):
             principal += state["overdue_principal_fen"]
             new_principal = principal + interest + penalty
             schedule = build_schedule(
-                principal_fen=new_principal, rate=Rate.daily(str(loan["rate"])),
-                term_months=term_months, method=Method(str(loan["method"])),
-                start_date=self.clock.today(), day_count=self.terms.day_count,
-            )  # fmt: skip
+                principal_fen=new_principal,
+                rate=Rate.daily(str(loan["rate"])),
+                term_months=term_months,
+                method=Method(str(loan["method"])),
+                start_date=self.clock.today(),
+                day_count=self.terms.day_count,
+            )
             zero = dict.fromkeys(DUE_COLUMNS | {"accrued_interest_fen"}, 0)
             new = {**state, **zero, "principal_fen": new_principal, "due_day": NO_DAY}
             no = int(loan["account_id"]) // ACCOUNTS_PER_CUSTOMER
             loan_acc = cust(no, AccountCode.INSTALLMENT_PRINCIPAL)
             ts = [
-                transfer(f"{ref}.interest", loan_acc, plat("cash_loan_interest_receivable"),
-                         interest, Code.CAPITALIZATION),
-                transfer(f"{ref}.penalty", loan_acc, plat("cash_loan_penalty_receivable"),
-                         penalty, Code.CAPITALIZATION),
-            ]  # fmt: skip
+                transfer(
+                    f"{ref}.interest",
+                    loan_acc,
+                    plat("cash_loan_interest_receivable"),
+                    interest,
+                    Code.CAPITALIZATION,
+                ),
+                transfer(
+                    f"{ref}.penalty",
+                    loan_acc,
+                    plat("cash_loan_penalty_receivable"),
+                    penalty,
+                    Code.CAPITALIZATION,
+                ),
+            ]
             version = int(loan["version"]) + 1
 
             def writes(u: UnitOfWork) -> None:
-                write_schedule(u, loan_id=loan_id, account_id=int(loan["account_id"]),
-                               version=version, schedule=schedule)  # fmt: skip
-                u.execute("UPDATE cash_loans SET schedule_version = ? WHERE loan_id = ?",
-                          (version, loan_id))  # fmt: skip
+                write_schedule(
+                    u,
+                    loan_id=loan_id,
+                    account_id=int(loan["account_id"]),
+                    version=version,
+                    schedule=schedule,
+                )
+                u.execute(
+                    "UPDATE cash_loans SET schedule_version = ? WHERE loan_id = ?",
+                    (version, loan_id),
+                )
                 DbEventRecorder(u, self.clock).record_event(
-                    kind="cash_loan.reschedule", ref=ref,
-                    payload={"loan_id": loan_id, "principal_fen": new_principal,
-                             "capitalized_fen": interest + penalty, "term_months": term_months},
-                )  # fmt: skip
+                    kind="cash_loan.reschedule",
+                    ref=ref,
+                    payload={
+                        "loan_id": loan_id,
+                        "principal_fen": new_principal,
+                        "capitalized_fen": interest + penalty,
+                        "term_months": term_months,
+                    },
+                )
 
-            detail = {"principal_fen": new_principal, "capitalized_fen": interest + penalty,
-                      "payment_fen": schedule.payment_fen}  # fmt: skip
+            detail = {
+                "principal_fen": new_principal,
+                "capitalized_fen": interest + penalty,
+                "payment_fen": schedule.payment_fen,
+            }
             return Step(new, ts, detail, writes)
 
         return self.run(
-            kind="cl.reschedule", ref=ref, account_id=self._account_of(loan_id),
-            request={"loan_id": loan_id, "term": term_months}, decide=decide,
-        )  # fmt: skip
+            kind="cl.reschedule",
+            ref=ref,
+            account_id=self._account_of(loan_id),
+            request={"loan_id": loan_id, "term": term_months},
+            decide=decide,
+        )
 
     def state(self, loan_id: str) -> State:
         with self.db.transaction() as uow:
@@ -379,7 +497,11 @@ class CashLoanService(ProductService):
                 (loan_id, loan["version"]),
             )
         return [
-            {"period": r[0], "due_date": to_date(int(r[1])), "principal_fen": int(r[2]),
-             "interest_fen": int(r[3])}
+            {
+                "period": r[0],
+                "due_date": to_date(int(r[1])),
+                "principal_fen": int(r[2]),
+                "interest_fen": int(r[3]),
+            }
             for r in rows
-        ]  # fmt: skip
+        ]

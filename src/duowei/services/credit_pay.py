@@ -1,16 +1,16 @@
 """Credit-pay (花呗-like) lines on the ledger: one database transaction per use case.
 
-Ledger postings (CNY ledger unless marked *limit*; ``customer:*`` are the borrower's accounts):
+Ledger postings (CNY ledger unless marked *limit*; the others are the borrower's accounts):
 
-| use case | transfers (debit -> credit) |
-| --- | --- |
-| open line / raise limit | *limit* grantor -> line_available |
-| lower limit | *limit* line_available -> grantor (the ledger refuses going below what is used) |
-| authorize | hold *limit* line_available -> line_in_use, linked to hold receivable_principal -> merchant_payable |
-| capture / void | post (fully or partly) / void both holds |
-| refund | merchant_payable -> receivable_principal (credit_balance past the principal); *limit* in_use -> available |
-| installment fee | receivable_fees (buyer) or merchant_payable (merchant-subsidized) -> fee_income |
-| repayment | settlement_cash -> each receivable paid (interest and penalty to the product's control accounts), the rest -> credit_balance; *limit* in_use -> available for principal |
+- open line / raise limit: *limit* grantor -> line_available; lower limit: the reverse (the
+  ledger refuses to go below what is in use);
+- authorize: a hold *limit* line_available -> line_in_use, linked to a hold
+  receivable_principal -> merchant_payable; capture posts both (fully or partly), void voids both;
+- refund: merchant_payable -> receivable_principal (credit_balance past the principal owed);
+  *limit* line_in_use -> line_available;
+- installment fee: receivable_fees (buyer) or merchant_payable (merchant-subsidized) -> fee_income;
+- repayment: settlement_cash -> each receivable paid (interest and penalty to the product's
+  control accounts), the rest -> credit_balance; *limit* in_use -> available for principal.
 
 Statements, revolving and overdue interest are cut and accrued by the end-of-day run
 (``duowei.services.eod``); see ``duowei.products.subledger`` for the state and its day.
@@ -262,9 +262,13 @@ class CreditPayService(ProductService):
 
         request = {"customer_no": customer_no, "limit": credit_limit_fen, "pair": pair_index}
         return self.run(
-            kind="cp.open", ref=ref, account_id=account_id, request=request, decide=decide,
+            kind="cp.open",
+            ref=ref,
+            account_id=account_id,
+            request=request,
+            decide=decide,
             create=create,
-        )  # fmt: skip
+        )
 
     def change_limit(self, *, customer_no: int, new_limit_fen: int, ref: str) -> Outcome:
         check_fen(new_limit_fen, allow_zero=True)
@@ -282,15 +286,21 @@ class CreditPayService(ProductService):
             DbEventRecorder(uow, self.clock).record_event(
                 kind="credit_pay.limit_change",
                 ref=ref,
-                payload={"customer_no": customer_no, "from_fen": state["credit_limit_fen"],
-                         "to_fen": new_limit_fen},
-            )  # fmt: skip
+                payload={
+                    "customer_no": customer_no,
+                    "from_fen": state["credit_limit_fen"],
+                    "to_fen": new_limit_fen,
+                },
+            )
             return Step(new, [t], {"limit_fen": new_limit_fen, "change_fen": change})
 
         return self.run(
-            kind="cp.limit", ref=ref, account_id=line_account_id(customer_no),
-            request={"limit": new_limit_fen}, decide=decide,
-        )  # fmt: skip
+            kind="cp.limit",
+            ref=ref,
+            account_id=line_account_id(customer_no),
+            request={"limit": new_limit_fen},
+            decide=decide,
+        )
 
     def set_frozen(self, *, customer_no: int, frozen: bool, ref: str, reason: str) -> Outcome:
         """Freeze (a frozen line authorizes and draws nothing) or unfreeze a line."""
@@ -304,9 +314,12 @@ class CreditPayService(ProductService):
             return Step({**state, "frozen": int(frozen)}, [], {"frozen": frozen})
 
         return self.run(
-            kind="cp.freeze", ref=ref, account_id=line_account_id(customer_no),
-            request={"frozen": frozen, "reason": reason}, decide=decide,
-        )  # fmt: skip
+            kind="cp.freeze",
+            ref=ref,
+            account_id=line_account_id(customer_no),
+            request={"frozen": frozen, "reason": reason},
+            decide=decide,
+        )
 
     # ------------------------------------------------------------------ checkout
 
@@ -328,30 +341,47 @@ class CreditPayService(ProductService):
                     f"{auth_id}.limit",
                     cust(customer_no, AccountCode.LINE_AVAILABLE),
                     cust(customer_no, AccountCode.LINE_IN_USE),
-                    amount_fen, LIMIT, Code.PURCHASE, PENDING, timeout_s=HOLD_TIMEOUT_S,
+                    amount_fen,
+                    LIMIT,
+                    Code.PURCHASE,
+                    PENDING,
+                    timeout_s=HOLD_TIMEOUT_S,
                 ),
                 TransferRequest(
                     f"{auth_id}.money",
                     cust(customer_no, AccountCode.RECEIVABLE_PRINCIPAL),
                     plat("merchant_payable"),
-                    amount_fen, CNY, Code.PURCHASE, PENDING, timeout_s=HOLD_TIMEOUT_S,
+                    amount_fen,
+                    CNY,
+                    Code.PURCHASE,
+                    PENDING,
+                    timeout_s=HOLD_TIMEOUT_S,
                 ),
-            ]  # fmt: skip
+            ]
 
             def writes(u: UnitOfWork) -> None:
                 u.execute(
                     "INSERT INTO cp_purchases (id, account_id, merchant, authorized_fen, "
                     "authorized_on, status) VALUES (?,?,?,?,?,?)",
-                    (auth_id, line_account_id(customer_no), merchant, amount_fen,
-                     self.clock.today(), "authorized"),
-                )  # fmt: skip
+                    (
+                        auth_id,
+                        line_account_id(customer_no),
+                        merchant,
+                        amount_fen,
+                        self.clock.today(),
+                        "authorized",
+                    ),
+                )
 
             return Step(state, holds, {"authorized_fen": amount_fen}, writes)
 
         return self.run(
-            kind="cp.authorize", ref=auth_id, account_id=line_account_id(customer_no),
-            request={"amount": amount_fen, "merchant": merchant}, decide=decide,
-        )  # fmt: skip
+            kind="cp.authorize",
+            ref=auth_id,
+            account_id=line_account_id(customer_no),
+            request={"amount": amount_fen, "merchant": merchant},
+            decide=decide,
+        )
 
     def _purchase(self, uow: UnitOfWork, auth_id: str) -> dict[str, Any] | None:
         row = uow.fetchone(
@@ -408,9 +438,12 @@ class CreditPayService(ProductService):
             return Step(new, posts, {"captured_fen": amount}, writes)
 
         return self.run(
-            kind="cp.capture", ref=ref, account_id=self._purchase_account(auth_id),
-            request={"auth_id": auth_id, "amount": amount_fen}, decide=decide,
-        )  # fmt: skip
+            kind="cp.capture",
+            ref=ref,
+            account_id=self._purchase_account(auth_id),
+            request={"auth_id": auth_id, "amount": amount_fen},
+            decide=decide,
+        )
 
     def void(self, *, auth_id: str, ref: str) -> Outcome:
         def decide(uow: UnitOfWork, state: State) -> Step | Outcome:
@@ -429,9 +462,12 @@ class CreditPayService(ProductService):
             return Step(state, voids, {"voided_fen": int(p["authorized"])}, writes)
 
         return self.run(
-            kind="cp.void", ref=ref, account_id=self._purchase_account(auth_id),
-            request={"auth_id": auth_id}, decide=decide,
-        )  # fmt: skip
+            kind="cp.void",
+            ref=ref,
+            account_id=self._purchase_account(auth_id),
+            request={"auth_id": auth_id},
+            decide=decide,
+        )
 
     def _is_billed(self, uow: UnitOfWork, account_id: int, posting_date: date) -> bool:
         row = uow.fetchone(
@@ -466,14 +502,29 @@ class CreditPayService(ProductService):
             no = account_id // 100
             payable = plat("merchant_payable")
             ts = [
-                transfer(f"{ref}.money", payable, cust(no, AccountCode.RECEIVABLE_PRINCIPAL),
-                         principal, Code.REFUND),
-                transfer(f"{ref}.credit", payable, cust(no, AccountCode.CUSTOMER_CREDIT_BALANCE),
-                         credit, Code.REFUND),
-                transfer(f"{ref}.limit", cust(no, AccountCode.LINE_IN_USE),
-                         cust(no, AccountCode.LINE_AVAILABLE), principal, Code.REFUND,
-                         on_limit=True),
-            ]  # fmt: skip
+                transfer(
+                    f"{ref}.money",
+                    payable,
+                    cust(no, AccountCode.RECEIVABLE_PRINCIPAL),
+                    principal,
+                    Code.REFUND,
+                ),
+                transfer(
+                    f"{ref}.credit",
+                    payable,
+                    cust(no, AccountCode.CUSTOMER_CREDIT_BALANCE),
+                    credit,
+                    Code.REFUND,
+                ),
+                transfer(
+                    f"{ref}.limit",
+                    cust(no, AccountCode.LINE_IN_USE),
+                    cust(no, AccountCode.LINE_AVAILABLE),
+                    principal,
+                    Code.REFUND,
+                    on_limit=True,
+                ),
+            ]
 
             def writes(u: UnitOfWork) -> None:
                 u.execute(
@@ -485,9 +536,12 @@ class CreditPayService(ProductService):
             return Step(new, ts, detail, writes)
 
         return self.run(
-            kind="cp.refund", ref=ref, account_id=self._purchase_account(auth_id),
-            request={"auth_id": auth_id, "amount": amount_fen}, decide=decide,
-        )  # fmt: skip
+            kind="cp.refund",
+            ref=ref,
+            account_id=self._purchase_account(auth_id),
+            request={"auth_id": auth_id, "amount": amount_fen},
+            decide=decide,
+        )
 
     # ------------------------------------------------------------------ installments
 
@@ -514,10 +568,13 @@ class CreditPayService(ProductService):
             statement_date=first_statement, pair=pair, cutoff=self.terms.statement_cutoff
         )
         plan = convert_to_installments(
-            principal_fen=principal_fen, periods=periods, terms=self.terms,
-            conversion_date=self.clock.today(), first_due_date=cycle.due_date,
+            principal_fen=principal_fen,
+            periods=periods,
+            terms=self.terms,
+            conversion_date=self.clock.today(),
+            first_due_date=cycle.due_date,
             merchant_subsidized=subsidized,
-        )  # fmt: skip
+        )
         bill_days = [day_number(add_months(first_statement, k)) for k in range(periods)]
         return plan, bill_days
 
@@ -554,16 +611,34 @@ class CreditPayService(ProductService):
                 "INSERT INTO installment_plans (id, account_id, source, principal_fen, periods, "
                 "fee_total_fen, buyer_fee_fen, merchant_fee_fen, created_on, status) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (plan_id, account_id, source, principal_fen, periods, plan.fee_total_fen,
-                 plan.buyer_fee_fen, plan.merchant_fee_fen, self.clock.today(), "active"),
-            )  # fmt: skip
+                (
+                    plan_id,
+                    account_id,
+                    source,
+                    principal_fen,
+                    periods,
+                    plan.fee_total_fen,
+                    plan.buyer_fee_fen,
+                    plan.merchant_fee_fen,
+                    self.clock.today(),
+                    "active",
+                ),
+            )
             for row, bill_day in zip(plan.schedule.rows, bill_days, strict=True):
                 u.execute(
                     "INSERT INTO schedule_rows (owner_id, version, period, account_id, bill_day, "
                     "principal_fen, interest_fen, fee_fen) VALUES (?,?,?,?,?,?,?,?)",
-                    (plan_id, 1, row.period, account_id, bill_day, row.principal_fen, 0,
-                     row.fee_fen),
-                )  # fmt: skip
+                    (
+                        plan_id,
+                        1,
+                        row.period,
+                        account_id,
+                        bill_day,
+                        row.principal_fen,
+                        0,
+                        row.fee_fen,
+                    ),
+                )
             if source.startswith("purchase:"):
                 u.execute(
                     "UPDATE cp_purchases SET plan_id = ? WHERE id = ?",
@@ -572,10 +647,15 @@ class CreditPayService(ProductService):
             DbEventRecorder(u, self.clock).record_event(
                 kind="credit_pay.installment_plan",
                 ref=plan_id,
-                payload={"account_id": account_id, "source": source, "principal_fen": principal_fen,
-                         "periods": periods, "fee_total_fen": plan.fee_total_fen,
-                         "buyer_fee_fen": plan.buyer_fee_fen},
-            )  # fmt: skip
+                payload={
+                    "account_id": account_id,
+                    "source": source,
+                    "principal_fen": principal_fen,
+                    "periods": periods,
+                    "fee_total_fen": plan.fee_total_fen,
+                    "buyer_fee_fen": plan.buyer_fee_fen,
+                },
+            )
 
         detail = {
             "plan_id": plan_id,
@@ -602,17 +682,24 @@ class CreditPayService(ProductService):
                 return Outcome(False, "purchase_already_billed", ref)
             principal = int(p["captured"]) - int(p["refunded"])
             return self._convert(
-                uow=uow, state=state, account_id=int(p["account_id"]), plan_id=ref,
+                uow=uow,
+                state=state,
+                account_id=int(p["account_id"]),
+                plan_id=ref,
                 source=f"purchase:{auth_id}",
-                principal_fen=principal, periods=periods, subsidized=merchant_subsidized,
+                principal_fen=principal,
+                periods=periods,
+                subsidized=merchant_subsidized,
                 from_column="unbilled_principal_fen",
-            )  # fmt: skip
+            )
 
         return self.run(
-            kind="cp.convert", ref=ref, account_id=self._purchase_account(auth_id),
+            kind="cp.convert",
+            ref=ref,
+            account_id=self._purchase_account(auth_id),
             request={"auth_id": auth_id, "periods": periods, "subsidized": merchant_subsidized},
             decide=decide,
-        )  # fmt: skip
+        )
 
     def convert_bill(self, *, customer_no: int, periods: int, ref: str) -> Outcome:
         """Turn the open statement's billed purchases into installments (before it is due)."""
@@ -633,16 +720,24 @@ class CreditPayService(ProductService):
             if state["stmt_due_day"] == NO_DAY or principal <= 0:
                 return Outcome(False, "no_open_bill", ref)
             return self._convert(
-                uow=uow, state=state, account_id=account_id, plan_id=ref,
+                uow=uow,
+                state=state,
+                account_id=account_id,
+                plan_id=ref,
                 source=f"bill:{to_date(state['stmt_due_day']).isoformat()}",
-                principal_fen=principal, periods=periods, subsidized=False,
+                principal_fen=principal,
+                periods=periods,
+                subsidized=False,
                 from_column="billed_principal_fen",
-            )  # fmt: skip
+            )
 
         return self.run(
-            kind="cp.convert", ref=ref, account_id=line_account_id(customer_no),
-            request={"customer_no": customer_no, "periods": periods}, decide=decide,
-        )  # fmt: skip
+            kind="cp.convert",
+            ref=ref,
+            account_id=line_account_id(customer_no),
+            request={"customer_no": customer_no, "periods": periods},
+            decide=decide,
+        )
 
     def payoff_installments(self, *, plan_id: str, ref: str) -> Outcome:
         """Pay off a plan's unbilled periods now: all principal; fees per the product's policy."""
@@ -672,18 +767,31 @@ class CreditPayService(ProductService):
             principal, fee = int(left[0]), int(left[1])
             charged = fee if self.terms.early_payoff_fee_policy == "charge_all" else 0
             no = account_id // 100
-            new = {**state, "inst_principal_fen": state["inst_principal_fen"] - principal,
-                   "inst_fee_fen": state["inst_fee_fen"] - fee}  # fmt: skip
+            new = {
+                **state,
+                "inst_principal_fen": state["inst_principal_fen"] - principal,
+                "inst_fee_fen": state["inst_fee_fen"] - fee,
+            }
             cash, fees = plat("settlement_cash"), cust(no, AccountCode.RECEIVABLE_FEES)
             ts = [
-                transfer(f"{ref}.principal", cash, cust(no, AccountCode.RECEIVABLE_PRINCIPAL),
-                         principal, Code.REPAYMENT),
+                transfer(
+                    f"{ref}.principal",
+                    cash,
+                    cust(no, AccountCode.RECEIVABLE_PRINCIPAL),
+                    principal,
+                    Code.REPAYMENT,
+                ),
                 transfer(f"{ref}.fee", cash, fees, charged, Code.REPAYMENT),
                 transfer(f"{ref}.waive", plat("fee_income"), fees, fee - charged, Code.FEE_WAIVER),
-                transfer(f"{ref}.limit", cust(no, AccountCode.LINE_IN_USE),
-                         cust(no, AccountCode.LINE_AVAILABLE), principal, Code.REPAYMENT,
-                         on_limit=True),
-            ]  # fmt: skip
+                transfer(
+                    f"{ref}.limit",
+                    cust(no, AccountCode.LINE_IN_USE),
+                    cust(no, AccountCode.LINE_AVAILABLE),
+                    principal,
+                    Code.REPAYMENT,
+                    on_limit=True,
+                ),
+            ]
 
             def writes(u: UnitOfWork) -> None:
                 u.execute(
@@ -698,9 +806,12 @@ class CreditPayService(ProductService):
             return Step(new, ts, detail, writes)
 
         return self.run(
-            kind="cp.payoff", ref=ref, account_id=account_id, request={"plan_id": plan_id},
+            kind="cp.payoff",
+            ref=ref,
+            account_id=account_id,
+            request={"plan_id": plan_id},
             decide=decide,
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------------ repayment
 
@@ -709,20 +820,33 @@ class CreditPayService(ProductService):
 
         def decide(uow: UnitOfWork, state: State) -> Step:
             step = repayment_step(
-                state, amount_fen=amount_fen, today=self.clock.today(), ref=ref,
-                customer_no=customer_no, product="credit_pay",
-            )  # fmt: skip
+                state,
+                amount_fen=amount_fen,
+                today=self.clock.today(),
+                ref=ref,
+                customer_no=customer_no,
+                product="credit_pay",
+            )
 
             def writes(u: UnitOfWork) -> None:
-                record_repayment(u, ref, line_account_id(customer_no), self.clock.today(),
-                                 amount_fen, step.detail)  # fmt: skip
+                record_repayment(
+                    u,
+                    ref,
+                    line_account_id(customer_no),
+                    self.clock.today(),
+                    amount_fen,
+                    step.detail,
+                )
 
             return Step(step.state, step.transfers, step.detail, writes)
 
         return self.run(
-            kind="cp.repay", ref=ref, account_id=line_account_id(customer_no),
-            request={"customer_no": customer_no, "amount": amount_fen}, decide=decide,
-        )  # fmt: skip
+            kind="cp.repay",
+            ref=ref,
+            account_id=line_account_id(customer_no),
+            request={"customer_no": customer_no, "amount": amount_fen},
+            decide=decide,
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -744,9 +868,18 @@ class CreditPayService(ProductService):
                 "ORDER BY statement_date",
                 (line_account_id(customer_no),),
             )
-        keys = ("statement_date", "due_date", "new_purchases_fen", "revolving_principal_fen",
-                "installments_due_fen", "fees_fen", "interest_fen", "past_due_fen", "balance_fen",
-                "minimum_payment_fen")  # fmt: skip
+        keys = (
+            "statement_date",
+            "due_date",
+            "new_purchases_fen",
+            "revolving_principal_fen",
+            "installments_due_fen",
+            "fees_fen",
+            "interest_fen",
+            "past_due_fen",
+            "balance_fen",
+            "minimum_payment_fen",
+        )
         out = []
         for row in rows:
             item = dict(zip(keys, row, strict=True))

@@ -175,8 +175,9 @@ def run_eod(
     runs: dict[str, int] = {}
     budget = [fail_after_accounts]
     for kind in KINDS:
-        runs[kind] = _run_kind(db, ledger, clock, catalog, business_date, kind, chunk_rows,
-                               totals, budget)  # fmt: skip
+        runs[kind] = _run_kind(
+            db, ledger, clock, catalog, business_date, kind, chunk_rows, totals, budget
+        )
     with db.transaction() as uow:
         summary = {**totals, "accounts": runs, "holds_expired": expired}
         uow.execute(
@@ -185,9 +186,16 @@ def run_eod(
         )
         recon = reconcile(uow)
     return EodResult(
-        business_date, False, runs, totals["statements"], totals["bills"], totals["charged_off"],
-        totals["transfers"], expired, recon,
-    )  # fmt: skip
+        business_date,
+        False,
+        runs,
+        totals["statements"],
+        totals["bills"],
+        totals["charged_off"],
+        totals["transfers"],
+        expired,
+        recon,
+    )
 
 
 def _run_kind(
@@ -220,8 +228,15 @@ def _run_kind(
                     # The test hook: die before this chunk commits, as a killed process would.
                     raise _Stop(f"test hook: stopped part-way through chunk {chunk_no}")
                 budget[0] -= len(ids)
-            _save_progress(uow, business_date, kind, int(ids[-1]), chunk_no + 1,
-                           accounts + len(ids), first=row is None)  # fmt: skip
+            _save_progress(
+                uow,
+                business_date,
+                kind,
+                int(ids[-1]),
+                chunk_no + 1,
+                accounts + len(ids),
+                first=row is None,
+            )
         done += len(ids)
     raise AssertionError("more chunks than CHUNK_ROWS_MAX")
 
@@ -297,8 +312,12 @@ class _Chunk:
     ) -> None:
         self.uow, self.ledger, self.clock, self.catalog = uow, ledger, clock, catalog
         self.on, self.day, self.kind, self.chunk_no, self.totals = (
-            on, day_number(on), kind, chunk_no, totals,
-        )  # fmt: skip
+            on,
+            day_number(on),
+            kind,
+            chunk_no,
+            totals,
+        )
         self.rules = aging_rules(catalog, kind)
         terms = catalog.credit_pay if kind == "credit_pay" else catalog.cash_loan
         self.bucket_names = terms.delinquency.bucket_names
@@ -314,9 +333,16 @@ class _Chunk:
         for account_id, amount in back.items():
             i = index[account_id]
             if not cols["charged_off"][i]:
-                self._apply(cols, i, account_id, "cp.back_interest",
-                            lambda s, a=amount: {**s, "accrued_interest_fen":
-                                                 s["accrued_interest_fen"] + a})  # fmt: skip
+                self._apply(
+                    cols,
+                    i,
+                    account_id,
+                    "cp.back_interest",
+                    lambda s, a=amount: {
+                        **s,
+                        "accrued_interest_fen": s["accrued_interest_fen"] + a,
+                    },
+                )
                 interest[i] += amount
         if self.kind == "credit_pay":
             self._statements(ids, meta, cols)
@@ -333,10 +359,16 @@ class _Chunk:
         for c in STATE_COLUMNS:
             cols[c][i] = after[c]
         record_event(
-            self.uow, account_id=account_id, day=self.day, phase=PHASE_IN_EOD, kind=kind,
-            ref=f"{account_id}:{self.on.isoformat()}{ref}", request={},
-            change=delta(before, after), outcome={},
-        )  # fmt: skip
+            self.uow,
+            account_id=account_id,
+            day=self.day,
+            phase=PHASE_IN_EOD,
+            kind=kind,
+            ref=f"{account_id}:{self.on.isoformat()}{ref}",
+            request={},
+            change=delta(before, after),
+            outcome={},
+        )
 
     def _back_interest(self, ids: np.ndarray, cols: Columns) -> dict[int, int]:
         """Card style: a statement not paid in full by its due date bears interest from each
@@ -361,21 +393,27 @@ class _Chunk:
         pairs = {p.statement_day * 100 + p.due_day: p for p in terms.statement_due_pairs}
         lo, hi = int(ids[0]), int(ids[-1])
         window = statement_cycle(
-            statement_date=self.on, pair=terms.statement_due_pairs[0].model_copy(
-                update={"statement_day": self.on.day}), cutoff=terms.statement_cutoff,
-        )  # fmt: skip
-        purchases = dict(self.uow.fetchall(
-            "SELECT account_id, SUM(captured_fen - refunded_fen) FROM cp_purchases "
-            "WHERE account_id BETWEEN ? AND ? AND status = 'captured' AND plan_id IS NULL "
-            "AND posting_date BETWEEN ? AND ? GROUP BY account_id",
-            (lo, hi, window.first_posting_date, window.last_posting_date),
-        ))  # fmt: skip
-        installments = {int(r[0]): (int(r[1]), int(r[2])) for r in self.uow.fetchall(
-            "SELECT s.account_id, SUM(s.principal_fen), SUM(s.fee_fen) FROM schedule_rows s "
-            "JOIN installment_plans p ON p.id = s.owner_id WHERE p.status = 'active' "
-            "AND s.bill_day = ? AND s.account_id BETWEEN ? AND ? GROUP BY s.account_id",
-            (self.day, lo, hi),
-        )}  # fmt: skip
+            statement_date=self.on,
+            pair=terms.statement_due_pairs[0].model_copy(update={"statement_day": self.on.day}),
+            cutoff=terms.statement_cutoff,
+        )
+        purchases = dict(
+            self.uow.fetchall(
+                "SELECT account_id, SUM(captured_fen - refunded_fen) FROM cp_purchases "
+                "WHERE account_id BETWEEN ? AND ? AND status = 'captured' AND plan_id IS NULL "
+                "AND posting_date BETWEEN ? AND ? GROUP BY account_id",
+                (lo, hi, window.first_posting_date, window.last_posting_date),
+            )
+        )
+        installments = {
+            int(r[0]): (int(r[1]), int(r[2]))
+            for r in self.uow.fetchall(
+                "SELECT s.account_id, SUM(s.principal_fen), SUM(s.fee_fen) FROM schedule_rows s "
+                "JOIN installment_plans p ON p.id = s.owner_id WHERE p.status = 'active' "
+                "AND s.bill_day = ? AND s.account_id BETWEEN ? AND ? GROUP BY s.account_id",
+                (self.day, lo, hi),
+            )
+        }
         recorder = DbEventRecorder(self.uow, self.clock)
         for i in cohort:
             account_id = int(ids[i])
@@ -389,29 +427,57 @@ class _Chunk:
             owed = sum(state[c] for c in PRINCIPAL_COLUMNS + INTEREST_COLUMNS + FEE_COLUMNS)
             if new == 0 and inst_p + inst_f == 0 and owed - state["unbilled_principal_fen"] == 0:
                 continue
-            _, figures = cut_statement(state, new_purchases_fen=new, inst_principal_fen=inst_p,
-                                       inst_fee_fen=inst_f, due_day=day_number(cycle.due_date),
-                                       rule=terms.minimum_payment)  # fmt: skip
-            self._apply(cols, i, account_id, "cp.statement",
-                        lambda s, a=new, p=inst_p, f=inst_f, d=day_number(cycle.due_date):
-                        cut_statement(s, new_purchases_fen=a, inst_principal_fen=p,
-                                      inst_fee_fen=f, due_day=d, rule=terms.minimum_payment)[0])  # fmt: skip
+            _, figures = cut_statement(
+                state,
+                new_purchases_fen=new,
+                inst_principal_fen=inst_p,
+                inst_fee_fen=inst_f,
+                due_day=day_number(cycle.due_date),
+                rule=terms.minimum_payment,
+            )
+            due_day = day_number(cycle.due_date)
+
+            def cut(
+                s: State, a: int = new, p: int = inst_p, f: int = inst_f, d: int = due_day
+            ) -> State:
+                return cut_statement(
+                    s,
+                    new_purchases_fen=a,
+                    inst_principal_fen=p,
+                    inst_fee_fen=f,
+                    due_day=d,
+                    rule=terms.minimum_payment,
+                )[0]
+
+            self._apply(cols, int(i), account_id, "cp.statement", cut)
             self.uow.execute(
                 "INSERT INTO cp_statements (account_id, statement_date, due_date, "
                 "new_purchases_fen, revolving_principal_fen, installments_due_fen, fees_fen, "
                 "interest_fen, past_due_fen, balance_fen, minimum_payment_fen) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (account_id, self.on, cycle.due_date, figures.new_purchases_fen,
-                 figures.revolving_principal_fen, figures.installments_due_fen, figures.fees_fen,
-                 figures.interest_fen, figures.past_due_fen, figures.balance_fen,
-                 figures.minimum_payment_fen),
-            )  # fmt: skip
+                (
+                    account_id,
+                    self.on,
+                    cycle.due_date,
+                    figures.new_purchases_fen,
+                    figures.revolving_principal_fen,
+                    figures.installments_due_fen,
+                    figures.fees_fen,
+                    figures.interest_fen,
+                    figures.past_due_fen,
+                    figures.balance_fen,
+                    figures.minimum_payment_fen,
+                ),
+            )
             recorder.record_event(
-                kind="credit_pay.statement", ref=f"{account_id}:{self.on.isoformat()}",
-                payload={"balance_fen": figures.balance_fen,
-                         "minimum_payment_fen": figures.minimum_payment_fen,
-                         "due_date": cycle.due_date.isoformat()},
-            )  # fmt: skip
+                kind="credit_pay.statement",
+                ref=f"{account_id}:{self.on.isoformat()}",
+                payload={
+                    "balance_fen": figures.balance_fen,
+                    "minimum_payment_fen": figures.minimum_payment_fen,
+                    "due_date": cycle.due_date.isoformat(),
+                },
+            )
             self.totals["statements"] += 1
 
     def _bills(self, ids: np.ndarray, cols: Columns, index: dict[int, int]) -> None:
@@ -428,10 +494,16 @@ class _Chunk:
             i = index[int(account_id)]
             if cols["charged_off"][i]:
                 continue
-            self._apply(cols, i, int(account_id), "cl.bill",
-                        lambda s, p=int(principal): bill_installment(
-                            s, principal_fen=p, due_day=self.day + 1),
-                        ref=f":{loan_id}:{version}:{period}")  # fmt: skip
+            self._apply(
+                cols,
+                i,
+                int(account_id),
+                "cl.bill",
+                lambda s, p=int(principal): bill_installment(
+                    s, principal_fen=p, due_day=self.day + 1
+                ),
+                ref=f":{loan_id}:{version}:{period}",
+            )
             self.totals["bills"] += 1
 
     def _post(
@@ -452,19 +524,28 @@ class _Chunk:
         kinds = (
             ("interest", interest, interest_ctl, plat("interest_income"), Code.EOD_INTEREST),
             ("penalty", penalty, penalty_ctl, plat("penalty_income"), Code.EOD_PENALTY),
-            ("wo-interest", split["interest"], plat("write_off_expense"), interest_ctl,
-             Code.CHARGE_OFF),
-            ("wo-penalty", split["penalty"], plat("write_off_expense"), penalty_ctl,
-             Code.CHARGE_OFF),
-        )  # fmt: skip
+            (
+                "wo-interest",
+                split["interest"],
+                plat("write_off_expense"),
+                interest_ctl,
+                Code.CHARGE_OFF,
+            ),
+            (
+                "wo-penalty",
+                split["penalty"],
+                plat("write_off_expense"),
+                penalty_ctl,
+                Code.CHARGE_OFF,
+            ),
+        )
         requests: list[TransferRequest] = []
         for name, amounts, debit, credit, code in kinds:
             per_bucket = _bucket_sums(buckets, amounts, n)
             for b, amount in enumerate(per_bucket):
                 if amount:
                     label = "".join(ch for ch in self.bucket_names[b] if ch.isalnum())
-                    requests.append(transfer(f"{tag}:{label}:{name}", debit,
-                                             credit, amount, code))  # fmt: skip
+                    requests.append(transfer(f"{tag}:{label}:{name}", debit, credit, amount, code))
         requests += self._write_offs(ids, meta, split, tag)
         self.totals["charged_off"] += int(split["mask"].sum())
         for start in range(0, len(requests), BATCH_SIZE_MAX):
@@ -478,18 +559,34 @@ class _Chunk:
     def _write_offs(
         self, ids: np.ndarray, meta: np.ndarray, split: dict[str, Any], tag: str
     ) -> list[TransferRequest]:
-        code = (AccountCode.RECEIVABLE_PRINCIPAL if self.kind == "credit_pay"
-                else AccountCode.INSTALLMENT_PRINCIPAL)  # fmt: skip
+        code = (
+            AccountCode.RECEIVABLE_PRINCIPAL
+            if self.kind == "credit_pay"
+            else AccountCode.INSTALLMENT_PRINCIPAL
+        )
         out = []
         expense = plat("write_off_expense")
         for i in np.flatnonzero(split["mask"]):
             no = int(meta[i, 0])
             account_id = int(ids[i])
-            out.append(transfer(f"{tag}:wo:{account_id}:p", expense, cust(no, code),
-                                int(split["principal"][i]), Code.CHARGE_OFF))  # fmt: skip
-            out.append(transfer(f"{tag}:wo:{account_id}:f", expense,
-                                cust(no, AccountCode.RECEIVABLE_FEES), int(split["fees"][i]),
-                                Code.CHARGE_OFF))  # fmt: skip
+            out.append(
+                transfer(
+                    f"{tag}:wo:{account_id}:p",
+                    expense,
+                    cust(no, code),
+                    int(split["principal"][i]),
+                    Code.CHARGE_OFF,
+                )
+            )
+            out.append(
+                transfer(
+                    f"{tag}:wo:{account_id}:f",
+                    expense,
+                    cust(no, AccountCode.RECEIVABLE_FEES),
+                    int(split["fees"][i]),
+                    Code.CHARGE_OFF,
+                )
+            )
         return [t for t in out if t.amount_fen > 0]
 
 
@@ -548,11 +645,15 @@ def _card_interest(uow: UnitOfWork, terms: CreditPayTerms, account_id: int, due_
         )
     ]
     result = statement_interest(
-        style="card_style_from_posting", purchases=purchases, payments=payments, due_date=due,
-        minimum_payment_fen=int(row[1]), through=due,
+        style="card_style_from_posting",
+        purchases=purchases,
+        payments=payments,
+        due_date=due,
+        minimum_payment_fen=int(row[1]),
+        through=due,
         revolving_daily_rate=terms.revolving_daily_rate,
         overdue_daily_rate=terms.overdue_daily_rate,
-    )  # fmt: skip
+    )
     return result.total_fen
 
 
@@ -575,23 +676,36 @@ def reconcile(uow: UnitOfWork) -> tuple[ReconLine, ...]:
         sub[str(kind)] = {g: int(v) for g, v in zip(groups, sums, strict=True)}
     lines = []
     for kind in KINDS:
-        code = (AccountCode.RECEIVABLE_PRINCIPAL if kind == "credit_pay"
-                else AccountCode.INSTALLMENT_PRINCIPAL)  # fmt: skip
+        code = (
+            AccountCode.RECEIVABLE_PRINCIPAL
+            if kind == "credit_pay"
+            else AccountCode.INSTALLMENT_PRINCIPAL
+        )
         lines += [
             ReconLine(f"{kind}.principal", sub[kind]["principal"], _code_balance(uow, code)),
-            ReconLine(f"{kind}.interest", sub[kind]["interest"],
-                      _account_balance(uow, plat(f"{kind}_interest_receivable"))),
-            ReconLine(f"{kind}.penalty", sub[kind]["penalty"],
-                      _account_balance(uow, plat(f"{kind}_penalty_receivable"))),
-        ]  # fmt: skip
+            ReconLine(
+                f"{kind}.interest",
+                sub[kind]["interest"],
+                _account_balance(uow, plat(f"{kind}_interest_receivable")),
+            ),
+            ReconLine(
+                f"{kind}.penalty",
+                sub[kind]["penalty"],
+                _account_balance(uow, plat(f"{kind}_penalty_receivable")),
+            ),
+        ]
     total = {g: sum(sub[k][g] for k in KINDS) for g in groups}
     lines += [
         ReconLine("fees", total["fees"], _code_balance(uow, AccountCode.RECEIVABLE_FEES)),
-        ReconLine("credit_balance", total["credit_balance"],
-                  -_code_balance(uow, AccountCode.CUSTOMER_CREDIT_BALANCE)),
-        ReconLine("charged_off", total["charged_off"],
-                  _account_balance(uow, plat("write_off_expense"))),
-    ]  # fmt: skip
+        ReconLine(
+            "credit_balance",
+            total["credit_balance"],
+            -_code_balance(uow, AccountCode.CUSTOMER_CREDIT_BALANCE),
+        ),
+        ReconLine(
+            "charged_off", total["charged_off"], _account_balance(uow, plat("write_off_expense"))
+        ),
+    ]
     return tuple(lines)
 
 
@@ -660,8 +774,10 @@ def rederive(
     days, partial = _eod_days(uow)
     where = "" if account_ids is None else f" WHERE id IN ({','.join('?' * len(account_ids))})"
     params = list(account_ids or ())
-    rows = uow.fetchall(f"SELECT id, kind, {', '.join(STATE_COLUMNS)} FROM product_accounts"
-                        f"{where} ORDER BY id", params)  # fmt: skip
+    rows = uow.fetchall(
+        f"SELECT id, kind, {', '.join(STATE_COLUMNS)} FROM product_accounts{where} ORDER BY id",
+        params,
+    )
     problems: list[str] = []
     by_customer: dict[tuple[int, str], dict[str, int]] = {}
     for account_id, kind, *values in rows:
@@ -680,8 +796,11 @@ def rederive(
         if diff:
             problems.append(f"account {account_id}: stored vs re-derived {diff}")
         totals = by_customer.setdefault((int(account_id) // 100, str(kind)), {})
-        for group, cols in (("principal", PRINCIPAL_COLUMNS), ("fees", FEE_COLUMNS),
-                            ("credit", ("credit_balance_fen",))):  # fmt: skip
+        for group, cols in (
+            ("principal", PRINCIPAL_COLUMNS),
+            ("fees", FEE_COLUMNS),
+            ("credit", ("credit_balance_fen",)),
+        ):
             totals[group] = totals.get(group, 0) + sum(stored[c] for c in cols)
     problems += _check_customers(uow, by_customer)
     return problems
@@ -692,12 +811,17 @@ def _check_customers(uow: UnitOfWork, totals: dict[tuple[int, str], dict[str, in
     fees: dict[int, int] = {}
     credit: dict[int, int] = {}
     for (no, kind), t in totals.items():
-        code = (AccountCode.RECEIVABLE_PRINCIPAL if kind == "credit_pay"
-                else AccountCode.INSTALLMENT_PRINCIPAL)  # fmt: skip
+        code = (
+            AccountCode.RECEIVABLE_PRINCIPAL
+            if kind == "credit_pay"
+            else AccountCode.INSTALLMENT_PRINCIPAL
+        )
         ledger_principal = _account_balance(uow, cust(no, code))
         if ledger_principal != t["principal"]:
-            problems.append(f"customer {no} {kind} principal: sub-ledger {t['principal']}, "
-                            f"ledger {ledger_principal}")  # fmt: skip
+            problems.append(
+                f"customer {no} {kind} principal: sub-ledger {t['principal']}, "
+                f"ledger {ledger_principal}"
+            )
         fees[no] = fees.get(no, 0) + t["fees"]
         credit[no] = credit.get(no, 0) + t["credit"]
     for no, amount in fees.items():

@@ -21,7 +21,9 @@ INSERT_BATCH_ROWS: Final = 100_000
 KINDS: Final = ("credit_pay", "cash_loan")
 
 
-def store_book(db: Database, book: Book, *, kind: str = "cash_loan", first_customer: int = 1) -> int:
+def store_book(
+    db: Database, book: Book, *, kind: str = "cash_loan", first_customer: int = 1
+) -> int:
     """Insert ``book`` as accounts of ``kind`` for customers ``first_customer...``; returns rows."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {KINDS}")
