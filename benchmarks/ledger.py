@@ -4,8 +4,9 @@
 
 Measures transfers/s with one transfer per database transaction and batched (1,000 per
 transaction), with 10 hot accounts and with 100,000 accounts, and audit verification in
-leaves/s. The anchor in the same run is a plain batched INSERT + UPDATE ledger in Python (no
-rules, no log), on each engine. Targets on a 2-core machine: PostgreSQL batched >= 50,000/s,
+leaves/s; and one transfer per request from 32 threads through group commit (requests share
+transactions, as TigerBeetle batches). The anchor in the same run is a plain batched
+INSERT + UPDATE ledger in Python (no rules, no log), on each engine. Targets on a 2-core machine: PostgreSQL batched >= 50,000/s,
 SQLite batched >= 150,000/s, PostgreSQL single >= 2,000/s, verification >= 500,000 leaves/s.
 """
 
@@ -18,6 +19,7 @@ import os
 import platform
 import random
 import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -29,6 +31,7 @@ import psycopg
 from duowei.audit import service
 from duowei.clock import BUSINESS_TZ, FixedClock
 from duowei.db import Database, open_database
+from duowei.ledger.group import GroupCommitter
 from duowei.ledger.ledger import LedgerService
 from duowei.ledger.model import AccountSpec, TransferRequest
 
@@ -92,6 +95,25 @@ def run_single_concurrent(url: str, workers: int, count: int, n_accounts: int) -
     return sum(done) / elapsed
 
 
+def run_grouped(db: Database, reqs: list[TransferRequest], threads: int) -> float:
+    """One transfer per request from ``threads`` client threads, group-committed."""
+    per_thread = len(reqs) // threads
+    with GroupCommitter(db, clock()) as committer:
+
+        def client(k: int) -> None:
+            for req in reqs[k * per_thread : (k + 1) * per_thread]:
+                assert committer.submit([req])[0][0].ok
+
+        workers = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
+        started = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        elapsed = time.perf_counter() - started
+    return per_thread * threads / elapsed
+
+
 def verify(db: Database) -> dict[str, float]:
     with db.transaction() as uow:
         report = service.verify_log(uow, None)
@@ -139,8 +161,13 @@ def engine_run(url: str, engine: str, args: argparse.Namespace) -> dict[str, Any
         open_accounts(svc, n_accounts)
         batched = run_batched(svc, requests("b", args.batched, n_accounts, 1))
         single = run_single(svc, requests("s", args.single, n_accounts, 2))
+        grouped = run_grouped(db, requests("g", args.single, n_accounts, 3), threads=32)
         key = f"accounts_{n_accounts}"
-        out[key] = {"batched_tps": round(batched), "single_tps": round(single)}
+        out[key] = {
+            "batched_tps": round(batched),
+            "single_tps": round(single),
+            "single_group_commit_32_threads_tps": round(grouped),
+        }
         if engine == "postgresql":
             out[key]["single_tps_4_clients"] = round(
                 run_single_concurrent(db_url, 4, args.single // 2, n_accounts)
