@@ -155,6 +155,8 @@ def test_draws_respect_the_line(db: Database) -> None:
         grade="C",
     )
     assert over.reason == "exceeds_credits"
+    with story.db.transaction() as uow:  # a refused draw leaves no loan account behind
+        assert uow.fetchone("SELECT COUNT(*) FROM product_accounts") == (1,)
     story.credit_pay.set_frozen(customer_no=CUSTOMER, frozen=True, ref="fz", reason="review")
     frozen = story.cash_loan.draw(
         customer_no=CUSTOMER,

@@ -248,6 +248,12 @@ class ProductService:
         self.ledger = Ledger(clock)
         self.catalog = catalog or ProductCatalog.standard(clock.today())
 
+    @staticmethod
+    def _forget(uow: UnitOfWork, account_id: int, *, created: bool) -> None:
+        # A refused opening leaves no account behind (the ledger keeps its refusal).
+        if created:
+            uow.execute("DELETE FROM product_accounts WHERE id = ?", (account_id,))
+
     def run(
         self,
         *,
@@ -270,13 +276,16 @@ class ProductService:
             if phase is None:
                 return Outcome(False, "eod_in_progress", ref)
             state = load_state(uow, account_id)
-            if state is None and create is not None:
+            created = state is None and create is not None
+            if created:
+                assert create is not None
                 create(uow)
                 state = load_state(uow, account_id)
             if state is None:
                 return Outcome(False, "account_not_found", ref)
             step = decide(uow, state)
             if isinstance(step, Outcome):
+                self._forget(uow, account_id, created=created)
                 return step
             results = (
                 self.ledger.create_transfers(uow, link(step.transfers)) if step.transfers else []
@@ -284,6 +293,7 @@ class ProductService:
             failed = [r for r in results if not r.ok]
             if failed:
                 first = next((r for r in failed if r.code != "linked_event_failed"), failed[0])
+                self._forget(uow, account_id, created=created)
                 return Outcome(False, str(first.code), ref, {"detail": first.detail})
             if step.writes is not None:
                 step.writes(uow)
