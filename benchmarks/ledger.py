@@ -7,7 +7,8 @@ transaction), with 10 hot accounts and with 100,000 accounts, and audit verifica
 leaves/s; and one transfer per request from 32 threads through group commit (requests share
 transactions, as TigerBeetle batches). The anchor in the same run is a plain batched
 INSERT + UPDATE ledger in Python (no rules, no log), on each engine. Targets on a 2-core
-machine: PostgreSQL batched >= 50,000/s, SQLite batched >= 150,000/s, PostgreSQL single >= 2,000/s, verification >= 500,000 leaves/s.
+machine: PostgreSQL batched >= 50,000/s, SQLite batched >= 150,000/s, PostgreSQL single
+>= 2,000/s, verification >= 500,000 leaves/s.
 """
 
 from __future__ import annotations
