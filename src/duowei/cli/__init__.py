@@ -36,6 +36,7 @@ def _register() -> None:
     app.add_typer(eod.app, name="eod")
     app.add_typer(risk.app, name="risk")
     app.add_typer(risk.stress_app, name="stress")
+    app.add_typer(risk.provision_app, name="provision")
     app.add_typer(score.app, name="score")
     app.add_typer(funding.app, name="abs")
     app.add_typer(funding.feasibility_app, name="feasibility")

@@ -1,9 +1,11 @@
-"""``duowei risk`` (capital, Vasicek, Monte Carlo) and ``duowei stress`` (scenario runs)."""
+"""``duowei risk`` (capital, Vasicek, Monte Carlo), ``duowei stress`` (scenario runs) and
+``duowei provision`` (IFRS 9 provisions of the live book, posted to the ledger)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +13,9 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from duowei.errors import InvalidInput
+from duowei.cli.common import DbOption, database_for, settings_for
+from duowei.clock import BUSINESS_TZ, FixedClock
+from duowei.errors import DuoweiError, InvalidInput
 from duowei.money import format_amount, parse_rate
 from duowei.portfolio import montecarlo_backends as mb
 from duowei.portfolio.capital import RetailClass, irb_retail
@@ -21,6 +25,7 @@ from duowei.portfolio.vasicek import worst_case_default_rate
 
 app = typer.Typer(help="Portfolio risk: IRB capital, Vasicek quantiles, Monte Carlo losses.")
 stress_app = typer.Typer(help="Macro stress tests of the book over scenario paths.")
+provision_app = typer.Typer(help="IFRS 9 / CAS 22 provisions of the live book, to the ledger.")
 
 MC_LOANS_MAX = 10_000_000
 
@@ -28,6 +33,22 @@ MC_LOANS_MAX = 10_000_000
 @stress_app.callback()
 def _stress_group() -> None:
     """Keep ``stress`` a group (``stress run``) even while it has one command."""
+
+
+@provision_app.callback()
+def _provision_group() -> None:
+    """Keep ``provision`` a group (``provision run``)."""
+
+
+# Provisions are run after the business day's end-of-day batch.
+PROVISION_TIME = time(23, 30)
+
+
+def _date(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{name} {text!r} is not YYYY-MM-DD") from None
 
 
 def _ratio(text: str, name: str) -> float:
@@ -127,11 +148,26 @@ def run(
     book: Annotated[
         Path | None, typer.Option(help="CSV book; default: the built-in synthetic book")
     ] = None,
+    db: DbOption = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="stress the live book in the database (--db)")
+    ] = False,
+    as_of: Annotated[str | None, typer.Option("--date", help="live book as of YYYY-MM-DD")] = None,
+    deal: Annotated[
+        Path | None,
+        typer.Option(help="deal YAML to re-run under each path (live book; default: sample)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Run every scenario of a library over the book; losses, provisions, capital, liquidity."""
+    """Run every scenario of a library over the book; losses, provisions, capital, liquidity.
+
+    With ``--db URL`` or ``--live`` the book is the live one in the database, and the ABS deal
+    (issued from the book, else ``--deal``, else the sample deal) runs again under each path."""
     try:
         library = load_library(scenarios_file)
+        if db is not None or live:
+            _live_stress(library, db, as_of, deal, as_json)
+            return
         loan_book = load_book_csv(book) if book is not None else synthetic_book()
     except InvalidInput as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -140,9 +176,88 @@ def run(
         typer.echo(json.dumps([dataclasses.asdict(r) for r in results]))
         return
     for r in results:
-        last = r.quarters[-1]
-        typer.echo(
-            f"{r.name}: cumulative loss {format_amount(r.cumulative_loss_fen)}, "
-            f"final provision {format_amount(last.provision_fen)}, "
-            f"final capital {format_amount(last.capital_fen)}"
-        )
+        _print_scenario(r)
+
+
+def _print_scenario(r: Any) -> None:
+    last = r.quarters[-1]
+    typer.echo(
+        f"{r.name}: cumulative loss {format_amount(r.cumulative_loss_fen)}, "
+        f"final provision {format_amount(last.provision_fen)}, "
+        f"final capital {format_amount(last.capital_fen)}"
+    )
+
+
+def _live_stress(
+    library: Any, db: str | None, as_of: str | None, deal: Path | None, as_json: bool
+) -> None:
+    from duowei.services.stress import run_live_stress
+
+    if as_of is None:
+        raise InvalidInput("--date YYYY-MM-DD is required with the live book")
+    on = _date(as_of, "--date")
+    database = database_for(settings_for(db))
+    try:
+        result = run_live_stress(database, on, library, deal_file=deal)
+    finally:
+        database.dispose()
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(result), default=str))
+        return
+    typer.echo(
+        f"live book as of {on}: {result.accounts} accounts, exposure "
+        f"{format_amount(result.exposure_fen)}"
+    )
+    for r in result.scenarios:
+        _print_scenario(r)
+    for d in result.deals:
+        losses = ", ".join(f"{t.name} {format_amount(t.loss_fen)}" for t in d.tranches)
+        typer.echo(f"  {result.deal_name} under {d.scenario}: tranche losses {losses}")
+
+
+@provision_app.command("run")
+def provision_run(
+    as_of: Annotated[str, typer.Option("--date", help="reporting date, YYYY-MM-DD")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Stage and measure every account as of the date, post the allowance movement to the
+    ledger and print the movement report (idempotent per date; exits 2 if the allowance account
+    does not equal the closing allowance)."""
+    from duowei.services.provisioning import run_provisioning
+
+    on = _date(as_of, "--date")
+    database = database_for(settings_for(db))
+    clock = FixedClock(datetime.combine(on, PROVISION_TIME, tzinfo=BUSINESS_TZ))
+    try:
+        result = run_provisioning(database, clock, on)
+    except DuoweiError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        database.dispose()
+    rows = [{"product": m.product, **dataclasses.asdict(m.line)} for m in result.movements]
+    payload = {
+        "as_of": on.isoformat(),
+        "replayed": result.replayed,
+        "accounts": result.accounts,
+        "opening": format_amount(result.opening_fen),
+        "closing": format_amount(result.closing_fen),
+        "ledger_allowance": format_amount(result.ledger_allowance_fen),
+        "reconciled": result.reconciled,
+        "transfers": result.transfers,
+        "movements": rows,
+    }
+    if as_json:
+        typer.echo(json.dumps(payload))
+    else:
+        for key in ("as_of", "accounts", "opening", "closing", "ledger_allowance", "reconciled"):
+            typer.echo(f"{key}: {payload[key]}")
+        for row in rows:
+            typer.echo(
+                f"  {row['product']} stage {row['stage']}: opening "
+                f"{format_amount(row['opening_fen'])} -> closing "
+                f"{format_amount(row['closing_fen'])}"
+            )
+    if not result.reconciled:
+        raise typer.Exit(2)
