@@ -146,3 +146,49 @@ def test_tampering_is_caught_and_named(db: Database, book: Path, case: str) -> N
     assert code == 1
     assert "audit verification FAILED" in output
     assert expected in output, output
+
+
+def test_sql_and_python_derivations_agree(db: Database, clock: FixedClock) -> None:
+    """The two-core verifier re-derives balances in SQL; the one-pass verifier in Python."""
+    from datetime import timedelta
+
+    from duowei.audit.service import _check_entries, _derive_on_second_connection
+
+    svc = LedgerService(db, clock)
+    svc.create_accounts([AccountSpec(i, CNY, 1) for i in (1, 2, 3)])
+    pending = int(TransferFlags.PENDING)
+    for i in range(12):
+        svc.create_transfers(
+            [
+                TransferRequest(
+                    f"h{i}",
+                    1 + i % 3,
+                    1 + (i + 1) % 3,
+                    100 + i,
+                    CNY,
+                    1,
+                    pending,
+                    timeout_s=60 * (i % 2),
+                )
+            ]
+        )
+    svc.create_transfers(
+        [TransferRequest("p0", 0, 0, 50, 0, 0, int(TransferFlags.POST_PENDING), "h0")]
+    )
+    svc.create_transfers(
+        [TransferRequest("p2", 0, 0, 0, 0, 0, int(TransferFlags.POST_PENDING), "h2")]
+    )
+    svc.create_transfers(
+        [TransferRequest("v4", 0, 0, 0, 0, 0, int(TransferFlags.VOID_PENDING), "h4")]
+    )
+    svc.create_transfers([TransferRequest("t", 2, 3, 77, CNY, 1)])
+    clock.advance(timedelta(seconds=61))
+    assert svc.expire_pending()  # the odd-numbered holds had a 60 s timeout
+    with db.transaction() as uow:
+        walk = _check_entries(uow, [])
+    balances, holds = _derive_on_second_connection(db, None)
+    assert balances == walk.balances
+    assert holds == walk.holds
+    states = sorted(state for _amount, state in holds.values())
+    assert states == [0, 0, 0, 1, 1, 2, 3, 3, 3, 3, 3, 3]
+    assert service.verify_database(db, None).transfers == 12 + 4 + 6

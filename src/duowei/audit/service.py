@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -19,7 +20,7 @@ from duowei.audit import checkpoint as cp
 from duowei.audit import merkle
 from duowei.audit.log import leaf_data_of, leaf_hashes, lock_head, log_rows, transfer_leaf_data
 from duowei.clock import Clock, to_micros
-from duowei.db import UnitOfWork
+from duowei.db import Database, UnitOfWork
 from duowei.errors import IntegrityError, InvalidInput, NotFound
 from duowei.ledger.model import PendingState, TransferFlags
 
@@ -206,7 +207,9 @@ class _Walk:
         return chunk_end if self.next_cp is None else min(self.next_cp.size, chunk_end)
 
 
-def _check_entries(uow: UnitOfWork, checkpoints: list[StoredCheckpoint]) -> _Walk:
+def _check_entries(
+    uow: UnitOfWork, checkpoints: list[StoredCheckpoint], *, derive: bool = True
+) -> _Walk:
     """Walk the log in order: re-hash, check links and checkpoints' roots, derive balances.
 
     The loop is the verifier's hot path (every leaf of the book), so it is written flat.
@@ -222,7 +225,8 @@ def _check_entries(uow: UnitOfWork, checkpoints: list[StoredCheckpoint]) -> _Wal
             raise _fail(seq, tag, row, f"expected entry {w.expected}: entries missing or moved")
         if tag == 0:
             data = transfer_leaf_data(*row[:12])
-            _derive_balances(row, w.balances, w.holds)
+            if derive:
+                _derive_balances(row, w.balances, w.holds)
             w.transfers += 1
         else:
             data = leaf_data_of(tag, row)
@@ -291,11 +295,9 @@ def _check_holds(uow: UnitOfWork, holds: dict[str, list[int]]) -> None:
         raise IntegrityError(f"holds without a pending transfer: {sorted(extra)[:5]}")
 
 
-def verify_log(
-    uow: UnitOfWork, verifier: cp.NoteVerifier | None, origin: str | None = None
-) -> VerifyReport:
-    """Verify everything; raise ``IntegrityError`` naming the first bad record."""
-    started = time.perf_counter()
+def _check_signed_checkpoints(
+    uow: UnitOfWork, verifier: cp.NoteVerifier | None, origin: str | None
+) -> list[StoredCheckpoint]:
     checkpoints = stored_checkpoints(uow)
     for stored in checkpoints:
         parsed = cp.parse_checkpoint(stored.note)
@@ -303,25 +305,130 @@ def verify_log(
             raise IntegrityError(f"checkpoint of size {stored.size}: columns differ from its note")
         if verifier is not None:
             cp.verify_checkpoint(stored.note, verifier, origin)
+    return checkpoints
+
+
+def _check_head(uow: UnitOfWork, walk: _Walk) -> None:
     size, head_chain = lock_head(uow, lock=False)
-    walk = _check_entries(uow, checkpoints)
-    count, transfers, events, chain = walk.expected, walk.transfers, walk.events, walk.chain
-    balances, holds = walk.balances, walk.holds
-    if count != size or chain != head_chain:
+    if walk.expected != size or walk.chain != head_chain:
         raise IntegrityError(
-            f"the log head says {size} entries but {count} are stored, or its last link differs:"
-            " entries were appended or removed outside the ledger"
+            f"the log head says {size} entries but {walk.expected} are stored, or its last link "
+            "differs: entries were appended or removed outside the ledger"
         )
-    accounts = _check_accounts(uow, balances)
-    _check_holds(uow, holds)
+
+
+def _report(
+    walk: _Walk, accounts: int, checkpoints: list[StoredCheckpoint], started: float
+) -> VerifyReport:
     latest = checkpoints[-1].size if checkpoints else 0
     return VerifyReport(
-        leaves=count,
-        transfers=transfers,
-        events=events,
+        leaves=walk.expected,
+        transfers=walk.transfers,
+        events=walk.events,
         accounts=accounts,
         checkpoints=len(checkpoints),
         latest_checkpoint_size=latest,
-        leaves_after_checkpoint=count - latest,
+        leaves_after_checkpoint=walk.expected - latest,
         seconds=time.perf_counter() - started,
     )
+
+
+def verify_log(
+    uow: UnitOfWork, verifier: cp.NoteVerifier | None, origin: str | None = None
+) -> VerifyReport:
+    """Verify everything inside one unit of work (balances re-derived in Python, leaf by leaf);
+    raise ``IntegrityError`` naming the first bad record."""
+    started = time.perf_counter()
+    checkpoints = _check_signed_checkpoints(uow, verifier, origin)
+    walk = _check_entries(uow, checkpoints)
+    _check_head(uow, walk)
+    accounts = _check_accounts(uow, walk.balances)
+    _check_holds(uow, walk.holds)
+    return _report(walk, accounts, checkpoints, started)
+
+
+def verify_database(
+    db: Database, verifier: cp.NoteVerifier | None, origin: str | None = None
+) -> VerifyReport:
+    """``verify_log`` on two cores: a second connection re-derives the balances and holds in
+    SQL (the database's own code, outside Python's lock) while this thread re-hashes the log.
+
+    Both read one state: SQLite's write lock (``BEGIN IMMEDIATE``) keeps writers out, and on
+    PostgreSQL the second transaction imports this one's snapshot.
+    """
+    started = time.perf_counter()
+    with db.transaction() as uow:
+        snapshot = None
+        if uow.dialect == "postgresql":
+            uow.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            row = uow.fetchone("SELECT pg_export_snapshot()")
+            assert row is not None
+            snapshot = str(row[0])
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            derived = pool.submit(_derive_on_second_connection, db, snapshot)
+            checkpoints = _check_signed_checkpoints(uow, verifier, origin)
+            walk = _check_entries(uow, checkpoints, derive=False)
+            _check_head(uow, walk)
+            balances, holds = derived.result()
+        accounts = _check_accounts(uow, balances)
+        _check_holds(uow, holds)
+    return _report(walk, accounts, checkpoints, started)
+
+
+_POSTING: Final = "(flags & 26) = 0"  # single-phase or post: flags has none of 2, 8, 16
+_OPEN_HOLD: Final = (
+    "(p.flags & 2) <> 0 AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = p.id)"
+)
+_DERIVE_BALANCES: Final = f"""
+SELECT account, SUM(dp), SUM(dpo), SUM(cp), SUM(cpo) FROM (
+  SELECT debit_account_id AS account, 0 AS dp, amount_fen AS dpo, 0 AS cp, 0 AS cpo
+    FROM transfers WHERE {_POSTING}
+  UNION ALL SELECT credit_account_id, 0, 0, 0, amount_fen FROM transfers WHERE {_POSTING}
+  UNION ALL SELECT p.debit_account_id, p.amount_fen, 0, 0, 0 FROM transfers p WHERE {_OPEN_HOLD}
+  UNION ALL SELECT p.credit_account_id, 0, 0, p.amount_fen, 0 FROM transfers p WHERE {_OPEN_HOLD}
+) AS moves GROUP BY account
+"""
+_DERIVE_HOLDS: Final = """
+SELECT p.id, p.amount_fen, r.flags FROM transfers p
+  LEFT JOIN transfers r ON r.pending_id = p.id WHERE (p.flags & 2) <> 0
+"""
+_BAD_RESOLUTIONS: Final = """
+SELECT r.id, r.pending_id FROM transfers r LEFT JOIN transfers p ON p.id = r.pending_id
+ WHERE r.pending_id IS NOT NULL AND (p.id IS NULL OR (p.flags & 2) = 0 OR p.seq > r.seq)
+UNION ALL
+SELECT MIN(id), pending_id FROM transfers WHERE pending_id IS NOT NULL
+ GROUP BY pending_id HAVING COUNT(*) > 1
+"""
+
+
+def _hold_state(resolution_flags: int | None) -> int:
+    if resolution_flags is None:
+        return int(PendingState.PENDING)
+    if resolution_flags & _POST:
+        return int(PendingState.POSTED)
+    if resolution_flags & TransferFlags.EXPIRE_PENDING:
+        return int(PendingState.EXPIRED)
+    return int(PendingState.VOIDED)
+
+
+def _derive_on_second_connection(
+    db: Database, snapshot: str | None
+) -> tuple[dict[int, list[int]], dict[str, list[int]]]:
+    raw = db.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        if snapshot is not None:
+            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        cur.execute(_BAD_RESOLUTIONS)
+        bad = cur.fetchone()
+        if bad is not None:
+            raise IntegrityError(f"transfer {bad[0]!r} resolves {bad[1]!r}, which is not open")
+        cur.execute(_DERIVE_BALANCES)
+        balances = {int(r[0]): [int(v) for v in r[1:]] for r in cur.fetchall()}
+        cur.execute(_DERIVE_HOLDS)
+        holds = {str(r[0]): [int(r[1]), _hold_state(r[2])] for r in cur.fetchall()}
+        return balances, holds
+    finally:
+        raw.rollback()
+        raw.close()

@@ -43,8 +43,7 @@ def verify(
         verifier = service.read_verifier_key(key_text)
     database = database_for(settings)
     try:
-        with database.transaction() as uow:
-            report = service.verify_log(uow, verifier, settings.log_origin)
+        report = service.verify_database(database, verifier, settings.log_origin)
     except (IntegrityError, CheckpointError) as exc:
         fail(f"audit verification FAILED: {exc}")
     summary = {

@@ -77,6 +77,7 @@ def _tables() -> None:
     )
     op.create_index("transfers_debit_account", "transfers", ["debit_account_id"])
     op.create_index("transfers_credit_account", "transfers", ["credit_account_id"])
+    op.create_index("transfers_pending_id", "transfers", ["pending_id"])
     op.create_table(
         "pending_transfers",
         sa.Column("id", sa.Text, primary_key=True),
