@@ -117,12 +117,9 @@ class CompiledDeal:
     base: Scenario
 
 
-def compile_deal(model: DealModel) -> CompiledDeal:
-    """Build the pool (synthetic tape, eligibility) and size the tranches on it."""
-    tape = synthetic_tape(model.pool.synthetic.to_spec())
-    selection = select_eligible(tape, model.pool.eligibility.to_rules())
-    pool = tape.take(selection.mask)
-    pool_fen = pool.balance_total_fen
+def build_spec(model: DealModel, pool_fen: int) -> WaterfallSpec:
+    """Size the tranches on a pool balance and build the deal's waterfall (pure); used for the
+    synthetic pool here and for a pool selected from the live book by the ABS service."""
     sizes = [int(Fraction(pool_fen) * Fraction(t.size_pct)) for t in model.tranches]
     if sum(t.size_pct for t in model.tranches) == 1:
         sizes[-1] += pool_fen - sum(sizes)  # the last class takes the rounding, to the fen
@@ -152,6 +149,18 @@ def compile_deal(model: DealModel) -> CompiledDeal:
         ),
         oc_target_pct=model.oc_target_pct,
     )
+    return spec
+
+
+def compile_deal(model: DealModel) -> CompiledDeal:
+    """Build the pool (synthetic tape, eligibility) and size the tranches on it."""
+    tape = synthetic_tape(model.pool.synthetic.to_spec())
+    selection = select_eligible(tape, model.pool.eligibility.to_rules())
+    pool = tape.take(selection.mask)
+    pool_fen = pool.balance_total_fen
+    spec = build_spec(model, pool_fen)
+    sizes = [t.balance_fen for t in spec.tranches]
+    reserve = spec.reserve
     rv = model.revolving
     return CompiledDeal(
         name=model.deal.name,

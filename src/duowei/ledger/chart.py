@@ -56,6 +56,14 @@ class AccountCode(enum.IntEnum):
     LIMIT_GRANTOR = 9001
     LINE_AVAILABLE = 9002
     LINE_IN_USE = 9003
+    # Appended for funding (ABS true sale, notes, bank lines, joint lending).
+    RECEIVABLES_SOLD = 1902  # contra-asset: receivables sold to an SPV, still serviced here
+    RETAINED_NOTES = 1301  # the originator's holding of its own deals' notes (risk retention)
+    JOINT_RECEIVABLE = 1106  # a joint-lending partner's share of a loan's principal
+    NOTES_PAYABLE = 2102  # an SPV's asset-backed notes
+    BANK_LOANS = 2103  # drawn bank credit lines
+    JOINT_FUNDING_PAYABLE = 2202  # what a joint-lending partner is owed for its share
+    SPV_EQUITY = 3002  # an SPV's residual (paid to the holder of the subordinated class)
 
 
 CREDIT_NORMAL: Final = frozenset(
@@ -150,6 +158,12 @@ PLATFORM_ACCOUNTS: Final[dict[str, tuple[int, AccountCode, bool]]] = {
     "credit_pay_penalty_receivable": (17, AccountCode.RECEIVABLE_PENALTY, False),
     "cash_loan_interest_receivable": (18, AccountCode.RECEIVABLE_INTEREST, False),
     "cash_loan_penalty_receivable": (19, AccountCode.RECEIVABLE_PENALTY, False),
+    # Appended for funding.
+    "receivables_sold": (20, AccountCode.RECEIVABLES_SOLD, False),
+    "retained_notes": (21, AccountCode.RETAINED_NOTES, False),
+    "bank_loans": (22, AccountCode.BANK_LOANS, False),
+    "joint_receivable": (23, AccountCode.JOINT_RECEIVABLE, False),
+    "joint_funding_payable": (24, AccountCode.JOINT_FUNDING_PAYABLE, False),
 }
 
 
@@ -170,3 +184,62 @@ def platform_accounts(currency_ledger: int) -> list[AccountSpec]:
         )
         for name, (_offset, code, on_limit) in PLATFORM_ACCOUNTS.items()
     ]
+
+
+# SPV accounts of ABS deals (appended for funding). Deal ``deal_no`` (1..SPV_DEALS_MAX) owns a
+# block of ids at the top of the customer range: the block of customer number
+# ``CUSTOMER_NO_MAX - deal_no`` at slots from SPV_SLOT_BASE. Customer accounts use slots below
+# 100 only, so an SPV id can never collide with a customer's, whatever numbers are issued.
+SPV_DEALS_MAX: Final = 999
+SPV_SLOT_BASE: Final = 100
+SPV_TRANCHE_SLOT: Final = 20  # tranche i's notes account is at slot SPV_TRANCHE_SLOT + i
+SPV_TRANCHES_MAX: Final = 16
+SPV_ACCOUNTS: Final[dict[str, tuple[int, AccountCode]]] = {
+    # name: (slot, code)
+    "collections": (0, AccountCode.SETTLEMENT_CASH),
+    "reserve": (1, AccountCode.SETTLEMENT_CASH),
+    "receivable_principal": (2, AccountCode.RECEIVABLE_PRINCIPAL),
+    "interest_income": (3, AccountCode.INTEREST_INCOME),
+    "fees_expense": (4, AccountCode.FUNDING_COST),
+    "note_interest_expense": (5, AccountCode.FUNDING_COST),
+    "credit_losses": (6, AccountCode.WRITE_OFF_EXPENSE),
+    "originator_advance": (7, AccountCode.FUNDING_LIABILITY),
+    "liquidity_facility": (8, AccountCode.FUNDING_LIABILITY),
+    "residual": (9, AccountCode.SPV_EQUITY),
+}
+
+
+def spv_account_id(deal_no: int, name: str, *, tranche: int | None = None) -> int:
+    """The id of an SPV account: a named one, or tranche ``tranche``'s notes (name "notes")."""
+    if not 1 <= deal_no <= SPV_DEALS_MAX:
+        raise ValueError(f"deal number must be 1..{SPV_DEALS_MAX}")
+    if name == "notes":
+        if tranche is None or not 0 <= tranche < SPV_TRANCHES_MAX:
+            raise ValueError(f"tranche must be 0..{SPV_TRANCHES_MAX - 1}")
+        slot = SPV_TRANCHE_SLOT + tranche
+    else:
+        slot = SPV_ACCOUNTS[name][0]
+    return (CUSTOMER_NO_MAX - deal_no) * CUSTOMER_ID_STRIDE + SPV_SLOT_BASE + slot
+
+
+def spv_accounts(deal_no: int, currency_ledger: int, tranches: int) -> list[AccountSpec]:
+    """The accounts of one deal's SPV: cash, receivables, income, expenses, notes by class."""
+    specs = [
+        AccountSpec(
+            id=spv_account_id(deal_no, name),
+            ledger=currency_ledger,
+            code=int(code),
+            name=f"spv:{deal_no}:{name}",
+        )
+        for name, (_slot, code) in SPV_ACCOUNTS.items()
+    ]
+    specs += [
+        AccountSpec(
+            id=spv_account_id(deal_no, "notes", tranche=i),
+            ledger=currency_ledger,
+            code=int(AccountCode.NOTES_PAYABLE),
+            name=f"spv:{deal_no}:notes:{i}",
+        )
+        for i in range(tranches)
+    ]
+    return specs
