@@ -123,7 +123,7 @@ def test_pool_tape_true_sale_and_a_month_of_servicing(db: Database, tmp_path: Pa
         method=Method.EQUAL_INSTALLMENT, grade="A",
     ).ok  # fmt: skip
     story.go_to(date(2026, 2, 28))
-    abs_svc = AbsService(db, story.clock)
+    abs_svc = AbsService(db, story.clock, regions=REGIONS)
     deal = _deal()
 
     # 1. The pool: loan 9 is past due, loan 10 above the balance cap, loan 11 not seasoned.
@@ -198,6 +198,10 @@ def test_pool_tape_true_sale_and_a_month_of_servicing(db: Database, tmp_path: Pa
     # 4. A month of servicing: March installments collected, the waterfall on them, posted.
     story.go_to(date(2026, 3, 5))
     paid = _pay_dues(story, skip=frozenset({9}))
+    story.go_to(date(2026, 3, 20))
+    due = story.cash_loan.state("L11")
+    l11_due = due["due_principal_fen"] + due["due_interest_fen"]
+    assert story.cash_loan.repay(loan_id="L11", amount_fen=l11_due, ref="L11.1").ok
     story.go_to(date(2026, 3, 31))
     before = _ledger_totals(db)
     cash_before = _balance(db, story, platform_account_id("settlement_cash", CNY))
@@ -212,6 +216,14 @@ def test_pool_tape_true_sale_and_a_month_of_servicing(db: Database, tmp_path: Pa
     cash_in = col["principal_fen"] + col["interest_fen"] + col["penalty_fen"]
     # The waterfall pays out exactly what came in: collections plus any reserve release.
     assert sum(waterfall.values()) == report["cash_in_fen"] >= cash_in
+    # Revolving: principal collected buys loan 11, now seasoned and current, at its balance.
+    assert report["pool"]["purchased_loans"] == 1
+    assert report["pool"]["purchased_fen"] == story.cash_loan.state("L11")["principal_fen"]
+    assert [r["loan_id"] for r in abs_svc.tape_rows("DW-2026-1", period=1)] == ["L11"]
+    assert (
+        report["pool"]["end_fen"]
+        == pool_fen - col["principal_fen"] + report["pool"]["purchased_fen"]
+    )
     # The SPV's receivable is the pool's end balance; its cash account holds only the carry.
     assert _balance(db, story, spv("receivable_principal")) == report["pool"]["end_fen"]
     assert _balance(db, story, spv("collections")) == report["carried_cash_fen"]
@@ -233,7 +245,7 @@ def test_pool_tape_true_sale_and_a_month_of_servicing(db: Database, tmp_path: Pa
     )
     sold_customers = sum(
         _balance(db, story, customer_account_id(no, AccountCode.INSTALLMENT_PRINCIPAL))
-        for no in range(1, 9)
+        for no in [*range(1, 9), LATE_DRAW]
     )
     contra = _balance(db, story, platform_account_id("receivables_sold", CNY))
     assert sold_customers + contra == 0 and kept > 0

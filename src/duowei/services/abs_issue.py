@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -300,8 +300,10 @@ class AbsService:
         *,
         terms: CashLoanTerms | None = None,
         rules: RuleSetModel | None = None,
+        regions: Mapping[int, int] | None = None,
     ) -> None:
         self.db = db
+        self.regions = dict(regions or {})
         self.clock = clock
         self.ledger = Ledger(clock)
         self.terms = terms or load_cash_loan_terms(clock.today())
@@ -311,7 +313,13 @@ class AbsService:
         self, deal: DealModel, *, as_of: date, regions: Mapping[int, int] | None = None
     ) -> PoolSelection:
         with self.db.transaction() as uow:
-            return select_pool(uow, deal, as_of=as_of, terms=self.terms, regions=regions or {})
+            return select_pool(
+                uow,
+                deal,
+                as_of=as_of,
+                terms=self.terms,
+                regions=self.regions if regions is None else regions,
+            )
 
     # -- issue ---------------------------------------------------------------------------
 
@@ -335,7 +343,13 @@ class AbsService:
                 return (
                     earlier[1] if same else Outcome(False, "exists_with_different_fields", deal_id)
                 )
-            pool = select_pool(uow, deal, as_of=today, terms=self.terms, regions=regions or {})
+            pool = select_pool(
+                uow,
+                deal,
+                as_of=today,
+                terms=self.terms,
+                regions=self.regions if regions is None else regions,
+            )
             if not pool.rows:
                 return Outcome(False, "empty_pool", deal_id, {"candidates": pool.candidates})
             spec = build_spec(deal, pool.balance_fen)
@@ -562,7 +576,8 @@ class AbsService:
             period = state.period + 1
             candidates = self._purchase_candidates(uow, deal, state, period_end)
             out, inputs = self._waterfall(deal, state, flows, period, candidates)
-            bought = _greedy(candidates, out.purchases_fen)
+            groups = self._pool_groups(uow, deal_id, flows)
+            bought = _greedy(candidates, out.purchases_fen, groups, deal.model)
             transfers = self._period_transfers(deal, period, flows, out, state, bought)
             failed = post(self.ledger, uow, transfers)
             if failed:
@@ -584,10 +599,43 @@ class AbsService:
     def _purchase_candidates(
         self, uow: UnitOfWork, deal: LoadedDeal, state: DealState, on: date
     ) -> list[dict[str, Any]]:
+        """Loans the deal may buy this period: every rule but concentration, which is checked
+        against the whole pool as each loan is bought (``_greedy``)."""
         rv = deal.model.revolving
         if state.status != DealStatus.REVOLVING or rv is None or state.period + 1 > rv.months:
             return []
-        return list(select_pool(uow, deal.model, as_of=on, terms=self.terms, regions={}).rows)
+        rows = load_candidates(uow, as_of=on, terms=self.terms, regions=self.regions)
+        if not rows:
+            return []
+        rules = replace(
+            deal.model.pool.eligibility.to_rules(),
+            borrower_share_max=None,
+            region_share_max=None,
+            grade_share_max=None,
+        )
+        mask = select_eligible(to_loan_tape(rows), rules).mask
+        return [r for r, keep in zip(rows, mask, strict=True) if keep]
+
+    def _pool_groups(
+        self, uow: UnitOfWork, deal_id: str, flows: PeriodFlows
+    ) -> dict[tuple[str, object], int]:
+        """Outstanding principal of the pool after this period's flows, by concentration group
+        (borrower, region, grade) and in total (key ("pool", None))."""
+        groups: dict[tuple[str, object], int] = {}
+        rows = uow.fetchall(
+            "SELECT l.account_id, l.sold_principal_fen, l.row_json, COALESCE((SELECT "
+            "SUM(f.principal_fen + f.default_fen) FROM abs_loan_flows f WHERE f.deal_id = "
+            "l.deal_id AND f.account_id = l.account_id), 0) FROM abs_pool_loans l "
+            "WHERE l.deal_id = ?",
+            (deal_id,),
+        )
+        for account_id, sold, row_json, gone in rows:
+            now = flows.by_account.get(int(account_id), (0, 0, 0, 0))
+            left = int(sold) - int(gone) - now[0] - now[3]
+            row = json.loads(row_json)
+            for key in _group_keys(row):
+                groups[key] = groups.get(key, 0) + left
+        return groups
 
     def _waterfall(
         self,
@@ -824,13 +872,47 @@ def _revolving_months(deal: LoadedDeal) -> int:
     return 0 if rv is None else rv.months
 
 
-def _greedy(candidates: Sequence[Mapping[str, Any]], budget_fen: int) -> list[Mapping[str, Any]]:
-    """Whole loans in tape order while they fit the budget; the rest of it is carried."""
+def _group_keys(row: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:
+    return (
+        ("pool", None),
+        ("borrower", row["borrower_no"]),
+        ("region", row["region"]),
+        ("grade", row["grade"]),
+    )
+
+
+def _greedy(
+    candidates: Sequence[Mapping[str, Any]],
+    budget_fen: int,
+    groups: dict[tuple[str, object], int],
+    deal: DealModel,
+) -> list[Mapping[str, Any]]:
+    """Whole loans in tape order while they fit the budget and keep every concentration cap
+    on the pool they join; what is left of the budget is carried to the next period."""
+    e = deal.pool.eligibility
+    caps = {
+        "borrower": e.borrower_share_max,
+        "region": e.region_share_max,
+        "grade": e.grade_share_max,
+    }
+    groups = dict(groups)
     out, left = [], budget_fen
     for row in candidates:
-        if int(row["balance_fen"]) <= left:
+        balance = int(row["balance_fen"])
+        if balance > left:
+            continue
+        total = groups.get(("pool", None), 0) + balance
+        keys = _group_keys(row)
+        within = all(
+            cap is None or Fraction(groups.get((kind, value), 0) + balance, total) <= Fraction(cap)
+            for kind, value in keys[1:]
+            for cap in (caps[str(kind)],)
+        )
+        if within:
             out.append(row)
-            left -= int(row["balance_fen"])
+            left -= balance
+            for key in keys:
+                groups[key] = groups.get(key, 0) + balance
     return out
 
 
