@@ -36,6 +36,7 @@ from duowei.money import check_fen
 from duowei.products.schedule import Method
 from duowei.services.product_store import CNY, Outcome, check_ref, link, plat
 
+SHARE_SCALE: Final = 1_000_000  # shares are checked in parts per million of the loan
 PLATFORM_ID_END: Final = 1_000  # platform accounts of every currency have ids below this
 
 
@@ -366,7 +367,10 @@ class FundingService:
         shares = [[name, str(share)] for name, share in terms.shares]
 
         def act(uow: UnitOfWork) -> Outcome:
-            changes = {"joint_loan": principal_fen, "joint_platform_share": dict(split)[PLATFORM]}
+            # The rule binds the contracted share; the fen split rounds by largest remainders,
+            # which may leave the platform a fraction of a fen under it (1,000,001 x 30%).
+            platform_ppm = int(terms.platform_share * SHARE_SCALE)
+            changes = {"joint_loan": SHARE_SCALE, "joint_platform_share": platform_ppm}
             decision = check_limits(uow, changes_fen=changes, on=today, rules=self.rules)
             if not decision.allowed:
                 return refusal(decision, loan_id)
