@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,26 @@ def _balances(url: str) -> tuple[dict[str, int], list[tuple[Any, ...]]]:
     return out, sorted(tuple(int(x) for x in row) for row in state)
 
 
+def _shard_databases(
+    tmp_path: Path, clock: FixedClock, ranges: dict[str, tuple[int, int]]
+) -> dict[str, str]:
+    """SQLite databases holding the given row ranges of one seeded book (customer = row + 1)."""
+    from duowei.db import open_database
+
+    book = make_eod_state(accounts=max(hi for _, hi in ranges.values()), seed=5, business_date=DAY)
+    urls = {}
+    for name, (lo, hi) in ranges.items():
+        urls[name] = f"sqlite:///{tmp_path / name}.db"
+        db = open_database(urls[name])
+        part = type(book)({k: v[lo:hi] for k, v in book.columns.items()})
+        store_book(db, part, kind="cash_loan", first_customer=1 + lo)
+        specs = [s for no in range(lo + 1, hi + 1) for s in customer_accounts(no, 156)]
+        with db.transaction() as uow:  # the borrowers' own accounts, that write-offs post to
+            Ledger(clock).create_accounts(uow, specs)
+        db.dispose()
+    return urls
+
+
 def test_end_of_day_on_shard_databases_on_a_local_cluster(
     tmp_path: Path, clock: FixedClock
 ) -> None:
@@ -108,20 +129,7 @@ def test_end_of_day_on_shard_databases_on_a_local_cluster(
     its own end-of-day on a Dask worker: the same accounts run, charge-offs, GL amounts and rows."""
     from distributed import Client, LocalCluster
 
-    from duowei.db import open_database
-
-    book = make_eod_state(accounts=600, seed=5, business_date=DAY)
-    urls = {k: f"sqlite:///{tmp_path / k}.db" for k in ("whole", "s0", "s1")}
-    halves = {"s0": (0, 300), "s1": (300, 600)}
-    for name, url in urls.items():
-        db = open_database(url)
-        lo, hi = halves.get(name, (0, 600))
-        part = type(book)({k: v[lo:hi] for k, v in book.columns.items()})
-        store_book(db, part, kind="cash_loan", first_customer=1 + lo)
-        specs = [s for no in range(lo + 1, hi + 1) for s in customer_accounts(no, 156)]
-        with db.transaction() as uow:  # the borrowers' own accounts, that write-offs post to
-            Ledger(clock).create_accounts(uow, specs)
-        db.dispose()
+    urls = _shard_databases(tmp_path, clock, {"whole": (0, 600), "s0": (0, 300), "s1": (300, 600)})
     whole = run_eod_on_shards([urls["whole"]], DAY, backend="serial")
     with (
         LocalCluster(
@@ -137,3 +145,21 @@ def test_end_of_day_on_shard_databases_on_a_local_cluster(
         assert one[key] == parts[0][0][key] + parts[1][0][key]
     assert one["interest_income"] > 0 and one["write_off_expense"] < 0
     assert rows == sorted(parts[0][1] + parts[1][1])  # every account row, to the fen
+
+
+def test_cli_runs_the_shards_and_flags_one_that_does_not_reconcile(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """``store_book`` loads balances without opening GL entries, so each shard's sub-ledger
+    differs from its GL: the command must say so (exit 2), not hide it."""
+    from typer.testing import CliRunner
+
+    from duowei.cli import get_app
+
+    urls = _shard_databases(tmp_path, clock, {"a": (0, 40), "b": (40, 100)})
+    args = ["risk", "eod-shards", "--date", DAY.isoformat(), "--backend", "serial", "--json"]
+    out = CliRunner().invoke(get_app(), [*args, "--shard-db", urls["a"], "--shard-db", urls["b"]])
+    assert out.exit_code == 2, out.output
+    doc = json.loads(out.output)
+    assert doc["accounts_run"] == 100 and not doc["reconciled"]
+    assert [sum(s["accounts_run"].values()) for s in doc["shards"]] == [40, 60]
