@@ -1,4 +1,5 @@
-"""``duowei abs`` (structured-finance runs) and ``duowei feasibility`` (program economics).
+"""``duowei abs`` (deal runs; from the live book: select-pool, issue, export-tape, verify-tape,
+close-period, report) and ``duowei feasibility`` (program economics).
 
 Both are thin: they load a YAML file, call the pure funding core and print JSON or a Rich
 summary. Bad input exits with status 2 and a one-line message.
@@ -7,14 +8,21 @@ summary. Bad input exits with status 2 and a one-line message.
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from duowei.errors import InvalidInput
+from duowei.cli.common import DbOption
+from duowei.clock import Clock
+from duowei.errors import DuoweiError, InvalidInput
+from duowei.money import format_amount
+
+if TYPE_CHECKING:
+    from duowei.services.abs_issue import AbsService
 
 app = typer.Typer(
     name="abs", help="Asset-backed securities: run a deal's waterfall.", no_args_is_help=True
@@ -117,3 +125,168 @@ def feasibility_run(
     Console().print(table)
     if out is not None:
         Console().print(f"wrote {out / 'feasibility.json'} and {out / 'feasibility.html'}")
+
+
+# -- ABS from the live book ------------------------------------------------------------------
+
+# Business actions happen at the start of the business day given (morning of --date).
+ACTION_TIME = time(9, 0)
+
+
+def _clock(on: str | None) -> Clock:
+    from duowei.clock import BUSINESS_TZ, FixedClock, SystemClock
+
+    if on is None:
+        return SystemClock()
+    try:
+        day = date.fromisoformat(on)
+    except ValueError:
+        _fail(f"--date {on!r} is not YYYY-MM-DD")
+        raise AssertionError("unreachable") from None
+    return FixedClock(datetime.combine(day, ACTION_TIME, tzinfo=BUSINESS_TZ))
+
+
+def _regions(path: Path | None) -> dict[int, int]:
+    """``customer_no,region`` lines (a header line is allowed): the borrowers' regions."""
+    if path is None:
+        return {}
+    out: dict[int, int] = {}
+    for line in path.read_text().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].lstrip("-").isdigit():
+            out[int(parts[0])] = int(parts[1])
+    return out
+
+
+DateOption = Annotated[
+    str | None, typer.Option("--date", help="Business date YYYY-MM-DD (default: today).")
+]
+RegionsOption = Annotated[
+    Path | None, typer.Option("--regions", help="CSV of customer_no,region for the caps.")
+]
+
+
+def _abs_service(db: str | None, on: str | None, regions: Path | None) -> AbsService:
+    from duowei.cli.common import database_for, settings_for
+    from duowei.services.abs_issue import AbsService
+
+    return AbsService(database_for(settings_for(db)), _clock(on), regions=_regions(regions))
+
+
+@app.command("select-pool")
+def abs_select_pool(
+    deal_file: Annotated[Path, typer.Argument(help="Deal YAML (its eligibility rules).")],
+    on: DateOption = None,
+    regions: RegionsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Select the eligible pool from the live book (cash loans) as of --date; print JSON."""
+    from duowei.funding.deal import load_deal
+
+    try:
+        svc = _abs_service(db, on, regions)
+        pool = svc.select_pool(load_deal(deal_file), as_of=svc.clock.today())
+    except DuoweiError as exc:
+        _fail(str(exc))
+        return
+    doc = {
+        "as_of": pool.as_of.isoformat(),
+        "candidates": pool.candidates,
+        "loans": len(pool.rows),
+        "balance": format_amount(pool.balance_fen),
+        "excluded_by_reason": dict(pool.excluded_by_reason),
+    }
+    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+
+
+@app.command("issue")
+def abs_issue(
+    deal_file: Annotated[Path, typer.Argument(help="Deal YAML.")],
+    deal_id: Annotated[str, typer.Option("--deal-id", help="The deal's id (idempotency key).")],
+    deal_no: Annotated[int, typer.Option("--deal-no", help="SPV number 1-999 (its accounts).")],
+    on: DateOption = None,
+    regions: RegionsOption = None,
+    db: DbOption = None,
+) -> None:
+    """True sale of the eligible pool to the deal's SPV; records the tape root in the audit log."""
+    from duowei.funding.deal import load_deal
+
+    try:
+        svc = _abs_service(db, on, regions)
+        outcome = svc.issue(load_deal(deal_file), deal_id=deal_id, deal_no=deal_no)
+    except DuoweiError as exc:
+        _fail(str(exc))
+        return
+    doc = {"ok": outcome.ok, "reason": outcome.reason, **outcome.detail}
+    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    if not outcome.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command("export-tape")
+def abs_export_tape(
+    deal_id: Annotated[str, typer.Argument(help="The deal's id.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the tape files.")],
+    db: DbOption = None,
+) -> None:
+    """Write tape.csv, tape.parquet, proofs.jsonl and tape.json, then check them as an
+    investor would (files only)."""
+    from duowei.funding.tape import verify_tape_files
+    from duowei.services.abs_issue import export_tape
+
+    try:
+        paths = export_tape(_abs_service(db, None, None), deal_id, out)
+        rows = verify_tape_files(out)
+    except (DuoweiError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    doc = {"rows": rows, "files": {k: str(v) for k, v in paths.items()}}
+    typer.echo(json.dumps(doc, indent=2))
+
+
+@app.command("verify-tape")
+def abs_verify_tape(
+    directory: Annotated[Path, typer.Argument(help="Directory written by export-tape.")],
+) -> None:
+    """The investor's check: every row's inclusion proof leads to the manifest's root."""
+    from duowei.funding.tape import verify_tape_files
+
+    try:
+        rows = verify_tape_files(directory)
+    except (DuoweiError, ValueError, OSError) as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps({"ok": True, "rows": rows}))
+
+
+@app.command("close-period")
+def abs_close_period(
+    deal_id: Annotated[str, typer.Argument(help="The deal's id.")],
+    period_end: Annotated[str, typer.Option("--period-end", help="YYYY-MM-DD.")],
+    db: DbOption = None,
+) -> None:
+    """Sweep the period's collections, run the waterfall on them, post, store the report."""
+    try:
+        svc = _abs_service(db, period_end, None)
+        outcome = svc.close_period(deal_id, period_end=svc.clock.today())
+    except DuoweiError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps({"ok": outcome.ok, "reason": outcome.reason, **outcome.detail}))
+    if not outcome.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command("report")
+def abs_report(
+    deal_id: Annotated[str, typer.Argument(help="The deal's id.")],
+    period: Annotated[int, typer.Option("--period", help="Period number (1, 2, ...).")],
+    db: DbOption = None,
+) -> None:
+    """Print the stored investor report of one period (JSON, money in fen)."""
+    try:
+        report = _abs_service(db, None, None).report(deal_id, period)
+    except DuoweiError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
