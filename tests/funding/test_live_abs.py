@@ -153,7 +153,6 @@ def test_pool_tape_true_sale_and_a_month_of_servicing(db: Database, tmp_path: Pa
     assert issued.detail["pool_fen"] == pool_fen and issued.detail["loans"] == 8
     notes = issued.detail["notes_fen"]
     assert sum(notes) == pool_fen  # 50% + 33% + 7% + 10%, the last class takes the rounding
-    spv = lambda name: spv_account_id(1, name)  # noqa: E731
     assert _balance(db, story, spv("receivable_principal")) == pool_fen
     assert _balance(db, story, platform_account_id("receivables_sold", CNY)) == -pool_fen
     assert _balance(db, story, platform_account_id("retained_notes", CNY)) == notes[-1]
@@ -261,6 +260,11 @@ def test_pool_tape_true_sale_and_a_month_of_servicing(db: Database, tmp_path: Pa
     assert abs_svc.close_period("DW-2026-1", period_end=date(2026, 3, 31)).replayed
     with pytest.raises(InvalidInput):
         abs_svc.close_period("DW-2026-1", period_end=date(2026, 3, 15))
+
+
+def spv(name: str) -> int:
+    """Deal 1's SPV accounts."""
+    return spv_account_id(1, name)
 
 
 def _paid_by(db: Database, loan_id: str, on: str) -> int:
