@@ -28,6 +28,7 @@ def _register() -> None:
     from duowei.cli import alerts, audit, db, demo, funding, loan, risk, score
     from duowei.cli import compliance, report
     from duowei.cli import eod
+    from duowei.cli import serve
 
     app.add_typer(db.app, name="db")
     app.add_typer(audit.app, name="audit")
@@ -43,6 +44,7 @@ def _register() -> None:
     app.add_typer(alerts.app, name="alerts")
     app.add_typer(report.app, name="report")
     app.add_typer(compliance.app, name="compliance")
+    app.add_typer(serve.app)
 
 
 def get_app() -> typer.Typer:

@@ -1,0 +1,1 @@
+"""Thin routers over the services: one use case (one unit of work) per request."""

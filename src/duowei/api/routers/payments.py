@@ -1,0 +1,200 @@
+"""Checkout: authorize (real-time guard, then the hold), capture, void, refund; installments
+on one purchase. A merchant sees only its own payments, a borrower only theirs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from duowei.api.auth import Principal, Role
+from duowei.api.deps import Ctx, IdempotencyKey, not_found, require
+from duowei.api.idempotency import derived_ref, run_idempotent
+from duowei.api.schemas import (
+    AuthorizeIn,
+    CaptureIn,
+    ObjectId,
+    PurchaseInstallmentIn,
+    RefundIn,
+    money,
+    positive_fen,
+)
+from duowei.api.views import outcome_body
+from duowei.clock import to_micros
+from duowei.products.subledger import group_total
+from duowei.realtime import EventKind, RiskEvent
+from duowei.realtime import store as risk_store
+from duowei.services.product_store import customer_of, line_account_id, load_state
+
+router = APIRouter(tags=["checkout"])
+Merchant = Annotated[Principal, Depends(require(Role.MERCHANT))]
+Reader = Annotated[Principal, Depends(require(Role.MERCHANT, Role.BORROWER, Role.OPERATOR))]
+Borrower = Annotated[Principal, Depends(require(Role.BORROWER))]
+
+_COLUMNS = (
+    "id, account_id, merchant, authorized_fen, captured_fen, refunded_fen, authorized_on, status, "
+    "plan_id"
+)
+
+
+def _payment(ctx: Ctx, who: Principal, payment_id: str) -> dict[str, Any]:
+    """The payment if this caller may see it; 404 otherwise (also for someone else's)."""
+    with ctx.db.transaction() as uow:
+        row = uow.fetchone(f"SELECT {_COLUMNS} FROM cp_purchases WHERE id = ?", (payment_id,))
+    if row is None:
+        raise not_found("payment")
+    customer_no = customer_of(int(row[1]))
+    if (who.role is Role.MERCHANT and row[2] != who.subject) or (
+        who.role is Role.BORROWER and customer_no != who.customer_no
+    ):
+        raise not_found("payment")
+    return {
+        "payment_id": row[0],
+        "customer_no": customer_no,
+        "merchant": row[2],
+        "authorized": money(int(row[3])),
+        "captured": money(int(row[4] or 0)),
+        "refunded": money(int(row[5] or 0)),
+        "authorized_on": str(row[6]),
+        "status": row[7],
+        "installment_plan_id": row[8],
+    }
+
+
+def _guard(ctx: Ctx, who: Principal, body: AuthorizeIn, payment_id: str) -> Any:
+    """The real-time verdict, before any hold; None when there is no open line."""
+    with ctx.db.transaction() as uow:
+        state = load_state(uow, line_account_id(body.customer_no), lock=False)
+    if state is None or not state["credit_limit_fen"]:
+        return None
+    event = RiskEvent(
+        event_id=payment_id,
+        kind=EventKind.PURCHASE,
+        customer_no=body.customer_no,
+        amount_fen=positive_fen(body.amount),
+        at_us=to_micros(ctx.clock.now()),
+        merchant_id=who.subject,
+        device_id=body.device_id or "",
+        latitude=body.latitude,
+        longitude=body.longitude,
+        limit_fen=state["credit_limit_fen"],
+        in_use_fen=group_total(state, "principal"),
+        days_past_due=state["days_past_due"],
+    )
+    return event, ctx.guard.evaluate(event)
+
+
+@router.post("/payments", summary="Authorize a checkout payment (a hold on the line)")
+def authorize(
+    body: AuthorizeIn, request: Request, ctx: Ctx, who: Merchant, key: IdempotencyKey
+) -> JSONResponse:
+    amount_fen = positive_fen(body.amount)
+
+    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+        payment_id = derived_ref(who, idem_key, "pay")
+        checked = _guard(ctx, who, body, payment_id)
+        if checked is None:
+            return 200, {"ok": False, "reason": "no_credit_line", "payment_id": payment_id}
+        event, verdict = checked
+        if verdict.approved:
+            outcome = ctx.credit_pay.authorize(
+                customer_no=body.customer_no,
+                auth_id=payment_id,
+                amount_fen=amount_fen,
+                merchant=who.subject,
+            )
+        # The verdict is kept either way (the analysts' statistics and alerts need declines).
+        with ctx.db.transaction() as uow:
+            risk_store.record_decision(uow, event, verdict, ctx.clock)
+        risk = {"action": verdict.action.label, "reasons": list(verdict.reasons)}
+        if not verdict.approved:
+            reason = f"risk_{verdict.action.label}"
+            return 200, {"ok": False, "reason": reason, "payment_id": payment_id, "risk": risk}
+        status = 201 if outcome.ok else 200
+        return status, outcome_body(outcome, payment_id=payment_id, risk=risk)
+
+    return run_idempotent(ctx, who, key, request, body, handle)
+
+
+@router.get("/payments/{payment_id}", summary="A payment")
+def get_payment(payment_id: ObjectId, ctx: Ctx, who: Reader) -> dict[str, Any]:
+    return _payment(ctx, who, payment_id)
+
+
+@router.post("/payments/{payment_id}/capture", summary="Capture a hold (all or part)")
+def capture(
+    payment_id: ObjectId,
+    body: CaptureIn,
+    request: Request,
+    ctx: Ctx,
+    who: Merchant,
+    key: IdempotencyKey,
+) -> JSONResponse:
+    _payment(ctx, who, payment_id)
+    amount_fen = positive_fen(body.amount) if body.amount is not None else 0
+
+    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+        outcome = ctx.credit_pay.capture(
+            auth_id=payment_id, ref=derived_ref(who, idem_key, "cap"), amount_fen=amount_fen
+        )
+        return 200, outcome_body(outcome, payment_id=payment_id)
+
+    return run_idempotent(ctx, who, key, request, body, handle)
+
+
+@router.post("/payments/{payment_id}/void", summary="Release a hold")
+def void(
+    payment_id: ObjectId, request: Request, ctx: Ctx, who: Merchant, key: IdempotencyKey
+) -> JSONResponse:
+    _payment(ctx, who, payment_id)
+
+    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+        outcome = ctx.credit_pay.void(auth_id=payment_id, ref=derived_ref(who, idem_key, "void"))
+        return 200, outcome_body(outcome, payment_id=payment_id)
+
+    return run_idempotent(ctx, who, key, request, None, handle)
+
+
+@router.post("/payments/{payment_id}/refunds", summary="Refund part or all of a capture")
+def refund(
+    payment_id: ObjectId,
+    body: RefundIn,
+    request: Request,
+    ctx: Ctx,
+    who: Merchant,
+    key: IdempotencyKey,
+) -> JSONResponse:
+    _payment(ctx, who, payment_id)
+    amount_fen = positive_fen(body.amount)
+
+    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+        outcome = ctx.credit_pay.refund(
+            auth_id=payment_id, amount_fen=amount_fen, ref=derived_ref(who, idem_key, "rf")
+        )
+        return 200, outcome_body(outcome, payment_id=payment_id)
+
+    return run_idempotent(ctx, who, key, request, body, handle)
+
+
+@router.post(
+    "/payments/{payment_id}/installments",
+    summary="Convert one captured, unbilled purchase into installments",
+)
+def convert_purchase(
+    payment_id: ObjectId,
+    body: PurchaseInstallmentIn,
+    request: Request,
+    ctx: Ctx,
+    who: Borrower,
+    key: IdempotencyKey,
+) -> JSONResponse:
+    _payment(ctx, who, payment_id)
+
+    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+        outcome = ctx.credit_pay.convert_purchase(
+            auth_id=payment_id, periods=body.periods, ref=derived_ref(who, idem_key, "ip")
+        )
+        return 200, outcome_body(outcome, payment_id=payment_id)
+
+    return run_idempotent(ctx, who, key, request, body, handle)
