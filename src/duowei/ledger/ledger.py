@@ -172,9 +172,18 @@ class Ledger:
         return None
 
     def create_transfers(
-        self, uow: UnitOfWork, requests: Sequence[TransferRequest], *, system: bool = False
+        self,
+        uow: UnitOfWork,
+        requests: Sequence[TransferRequest],
+        *,
+        system: bool = False,
+        commit: bool = False,
     ) -> list[TransferResult]:
-        """Post a batch atomically with its audit-log leaves; a result per transfer."""
+        """Post a batch atomically with its audit-log leaves; a result per transfer.
+
+        ``commit=True`` is for a caller that owns the unit of work and writes nothing after:
+        the ledger then commits it with its last writes (one round trip less on PostgreSQL).
+        """
         if not requests:
             return []
         account_ids, pending_ids = referenced_ids(requests)
@@ -193,7 +202,7 @@ class Ledger:
         hashes = chain_hashes([transfer_leaf_data(*t) for t in outcome.transfers], chain)
         head = (size + len(hashes), hashes[-1][1]) if hashes else None
         if hashes or outcome.failures:
-            store.save_outcome(uow, outcome, snap, hashes, now_us, head)
+            store.save_outcome(uow, outcome, snap, hashes, now_us, head, commit=commit)
         return outcome.results
 
     def expire_pending(
@@ -260,7 +269,7 @@ class LedgerService:
         for attempt in range(ID_RACE_RETRIES_MAX):
             try:
                 with self.db.transaction() as uow:
-                    return self.ledger.create_transfers(uow, requests)
+                    return self.ledger.create_transfers(uow, requests, commit=True)
             except Exception as exc:  # only unique-id races are retried
                 if not _is_unique_violation(exc) or attempt == ID_RACE_RETRIES_MAX - 1:
                     raise
