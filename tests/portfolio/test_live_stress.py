@@ -92,3 +92,39 @@ def test_cli_provision_run_and_live_stress(tmp_path: Path) -> None:
     assert len(out["deals"]) == 3
     bad = runner.invoke(get_app(), ["provision", "run", "--date", "2026-02-30", "--db", url])
     assert bad.exit_code != 0
+
+
+def test_an_issued_deal_is_stressed_on_the_loans_sold_to_it(db: Database) -> None:
+    """A deal in ``abs_deals`` (as ``duowei abs issue`` writes it) replaces the sample deal, and
+    runs on its own sold tape: pool balance and loan count from ``abs_pool_loans``."""
+    from duowei.funding.deal import load_deal
+    from duowei.services.stress import deal_from_database
+
+    _book(db, accounts=100)
+    model = load_deal(SAMPLE_DEAL)
+    rows = [
+        {"account_id": 101 + 100 * k, "borrower_no": 1 + k, "product": "cash_loan",
+         "region": k % 5, "grade": "B", "balance_fen": 400_000 + 1_000 * k,
+         "annual_rate": "0.18", "remaining_term_months": 9, "seasoning_months": 3,
+         "days_past_due": 0}
+        for k in range(50)
+    ]  # fmt: skip
+    pool_fen = sum(r["balance_fen"] for r in rows)
+    with db.transaction() as uow:
+        uow.execute(
+            "INSERT INTO abs_deals (id, deal_no, name, deal_json, cut_off_date, issued_on, "
+            "pool_fen, tape_root, tape_rows) VALUES (?,?,?,?,?,?,?,?,?)",
+            ("d1", 1, "Issued 1", model.model_dump_json(), AS_OF, AS_OF, pool_fen, "00", 50),
+        )
+        for r in rows:
+            uow.execute(
+                "INSERT INTO abs_pool_loans (deal_id, account_id, period, sold_principal_fen, "
+                "row_json) VALUES (?,?,?,?,?)",
+                ("d1", r["account_id"], 0, r["balance_fen"], json.dumps(r)),
+            )
+        deal = deal_from_database(uow)
+    assert deal is not None and (deal.pool_fen, deal.loans) == (pool_fen, 50)
+    assert sum(t.balance_fen for t in deal.spec.tranches) == pool_fen
+    result = run_live_stress(db, AS_OF, load_library(LIBRARY))
+    assert result.deal_name == model.deal.name and len(result.deals) == 3
+    assert result.deals[0].tranches[0].original_fen == deal.spec.tranches[0].balance_fen

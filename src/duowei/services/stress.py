@@ -28,7 +28,8 @@ import yaml
 from duowei.db import Database, UnitOfWork
 from duowei.errors import InvalidInput
 from duowei.funding.deal import load_deal, parse_deal
-from duowei.funding.engine import CompiledDeal, Scenario, compile_deal, run_deal
+from duowei.funding.engine import CompiledDeal, Scenario, build_spec, compile_deal, run_deal
+from duowei.funding.pool import PoolLines
 from duowei.funding.results import tranche_metrics
 from duowei.portfolio.ecl_book import load_ecl_parameters, provision_book
 from duowei.portfolio.provisioning import load_staging_rules
@@ -39,6 +40,7 @@ from duowei.portfolio.stress import (
     StressBook,
     run_scenario,
 )
+from duowei.services.abs_issue import to_loan_tape
 from duowei.services.provisioning import read_book
 
 MONTHS_PER_QUARTER: Final = 3
@@ -103,9 +105,37 @@ def live_stress_book(uow: UnitOfWork, as_of: date) -> StressBook:
 
 
 def deal_from_database(uow: UnitOfWork) -> CompiledDeal | None:
-    """The latest deal issued from the book, if any."""
-    row = uow.fetchone("SELECT deal_json FROM abs_deals ORDER BY issued_on DESC, deal_no DESC")
-    return None if row is None else compile_deal(parse_deal(json.loads(str(row[0]))))
+    """The latest deal issued from the book, if any, on the loans actually sold to it (the tape
+    in ``abs_pool_loans``), with its tranches sized on the issued pool."""
+    row = uow.fetchone(
+        "SELECT id, deal_json, pool_fen FROM abs_deals ORDER BY issued_on DESC, deal_no DESC"
+    )
+    if row is None:
+        return None
+    model = parse_deal(json.loads(str(row[1])))
+    sold = [
+        json.loads(str(r[0]))
+        for r in uow.fetchall(
+            "SELECT row_json FROM abs_pool_loans WHERE deal_id = ? AND period = 0 "
+            "ORDER BY account_id",
+            (row[0],),
+        )
+    ]
+    base = compile_deal(model)  # the deal's rules; its pool is replaced by the sold tape
+    if not sold:
+        return base
+    pool_fen = int(row[2])
+    spec = build_spec(model, pool_fen)
+    notes_fen = sum(t.balance_fen for t in spec.tranches)
+    return replace(
+        base,
+        spec=spec,
+        lines=PoolLines.from_tape(to_loan_tape(sold)),
+        pool_fen=pool_fen,
+        loans=len(sold),
+        excluded_by_reason=(),
+        reserve_initial_fen=spec.reserve.required_fen(period=1, notes_fen=notes_fen),
+    )
 
 
 def _monthly(values: list[Decimal], months: int) -> tuple[Decimal, ...]:
