@@ -29,6 +29,7 @@ from duowei.ledger.model import TransferRequest
 from duowei.money import parse_amount as y
 from duowei.products.schedule import Method
 from duowei.services.abs_issue import AbsService, export_tape
+from duowei.services.eod import reconcile
 from duowei.services.funding import funding_position
 
 from .book import Book as Story
@@ -256,6 +257,10 @@ def test_pool_tape_true_sale_and_a_month_of_servicing(db: Database, tmp_path: Pa
     handed_over = cash_in - fee - residual - retained["interest_paid_fen"]
     handed_over -= retained["principal_paid_fen"] + report["pool"]["purchased_fen"]
     assert cash_before - cash_after == handed_over
+    # The products' end-of-day reconciliation (sub-ledger == GL) still holds after the sale.
+    with db.transaction() as uow:
+        lines = reconcile(uow)
+    assert len(lines) >= 5 and all(line.ok for line in lines), lines
     # Closing the same period again replays; an earlier end is refused.
     assert abs_svc.close_period("DW-2026-1", period_end=date(2026, 3, 31)).replayed
     with pytest.raises(InvalidInput):

@@ -64,6 +64,9 @@ class AccountCode(enum.IntEnum):
     BANK_LOANS = 2103  # drawn bank credit lines
     JOINT_FUNDING_PAYABLE = 2202  # what a joint-lending partner is owed for its share
     SPV_EQUITY = 3002  # an SPV's residual (paid to the holder of the subordinated class)
+    # An SPV's purchased loans: a code of their own, so that sums of customer receivables by code
+    # (end-of-day and compliance reconciliations) never count them.
+    SPV_LOANS = 1203
 
 
 CREDIT_NORMAL: Final = frozenset(
@@ -164,6 +167,9 @@ PLATFORM_ACCOUNTS: Final[dict[str, tuple[int, AccountCode, bool]]] = {
     "bank_loans": (22, AccountCode.BANK_LOANS, False),
     "joint_receivable": (23, AccountCode.JOINT_RECEIVABLE, False),
     "joint_funding_payable": (24, AccountCode.JOINT_FUNDING_PAYABLE, False),
+    # Losses on sold loans moved to their SPV (offsets write_off_expense, which end-of-day
+    # reconciles with the sub-ledger's charge-offs and so must not be touched).
+    "write_off_transferred": (25, AccountCode.WRITE_OFF_EXPENSE, False),
 }
 
 
@@ -198,7 +204,7 @@ SPV_ACCOUNTS: Final[dict[str, tuple[int, AccountCode]]] = {
     # name: (slot, code)
     "collections": (0, AccountCode.SETTLEMENT_CASH),
     "reserve": (1, AccountCode.SETTLEMENT_CASH),
-    "receivable_principal": (2, AccountCode.RECEIVABLE_PRINCIPAL),
+    "receivable_principal": (2, AccountCode.SPV_LOANS),
     "interest_income": (3, AccountCode.INTEREST_INCOME),
     "fees_expense": (4, AccountCode.FUNDING_COST),
     "note_interest_expense": (5, AccountCode.FUNDING_COST),

@@ -688,7 +688,7 @@ class AbsService:
             _tr(f"{tid}.sweep.i", plat("interest_income"), cash, i, FundingCode.ABS_SWEEP),
             _tr(f"{tid}.sweep.pen", plat("penalty_income"), cash, pen, FundingCode.ABS_SWEEP),
             _tr(f"{tid}.sweep.i.spv", coll, spv("interest_income"), i + pen, FundingCode.ABS_SWEEP),
-            _tr(f"{tid}.default", plat("receivables_sold"), plat("write_off_expense"), d,
+            _tr(f"{tid}.default", plat("receivables_sold"), plat("write_off_transferred"), d,
                 FundingCode.ABS_DEFAULT),
             _tr(f"{tid}.default.spv", spv("credit_losses"), spv("receivable_principal"), d,
                 FundingCode.ABS_DEFAULT),
