@@ -1,0 +1,464 @@
+"""The demo's year on the books: every business day, through the real services.
+
+One day: the morning's applications are registered (PersonStore, encrypted) and decided (the
+risk engine, each decision in the audit log) in one unit of work; approved applicants get a
+credit-pay line; active borrowers shop (each checkout checked by the real-time guard, then
+authorized and captured) and some draw a cash loan; bills and installments are repaid (or not,
+by each borrower's hidden behaviour); in the evening the end-of-day runs (accrual, aging,
+statements, installment billing, charge-off) and reconciles. At each month end the book is
+snapshotted for the analytics (balances, buckets, roll rates, vintages).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any, Final
+
+import numpy as np
+
+from duowei.audit.log import DbEventRecorder
+from duowei.clock import BUSINESS_TZ, FixedClock, to_micros
+from duowei.db import Database
+from duowei.ledger.chart import CUSTOMER_ID_STRIDE, AccountCode
+from duowei.privacy.crypto import Keyring
+from duowei.privacy.store import PersonStore
+from duowei.products.eod import day_number
+from duowei.products.schedule import Method
+from duowei.realtime import store as risk_store
+from duowei.realtime.events import Action, EventKind, RiskEvent, Verdict
+from duowei.realtime.guard import RealtimeGuard
+from duowei.risk.decision import APPROVE, Application, CreditPolicy, Decision, decide
+from duowei.services.cash_loan import CashLoanService
+from duowei.services.credit_pay import CreditPayService
+from duowei.services.demo_model import DemoModel
+from duowei.services.demo_population import Applicant, purchase_amount_fen
+from duowei.services.eod import EodResult, run_eod
+from duowei.services.product_store import ProductCatalog
+from duowei.services.provisioning import record_pd
+
+MORNING: Final = time(8, 0)
+EVENING: Final = time(23, 0)
+VOID_SHARE: Final = 0.02  # checkouts the merchant cancels before capture
+INSTALLMENT_SHARE: Final = 0.08  # captured purchases turned into installments
+INSTALLMENT_PERIODS: Final = (3, 6, 12)
+CHARGED_OFF_BUCKET: Final = 7  # after M0..M6+ in ``portfolio.analytics.BUCKET_NAMES``
+MERCHANTS: Final = tuple(f"M{k:03d}" for k in range(40))
+MERCHANT_CATEGORIES: Final = ("5411", "5812", "5732", "5651", "4121", "5999")
+_OWED: Final = (
+    "due_principal_fen",
+    "due_interest_fen",
+    "overdue_principal_fen",
+    "overdue_interest_fen",
+    "penalty_fen",
+    "fees_due_fen",
+)
+_READ: Final = (
+    "id",
+    "customer_no",
+    "kind",
+    "stmt_due_day",
+    "stmt_unpaid_fen",
+    "min_unpaid_fen",
+    "due_day",
+    "days_past_due",
+    "charged_off",
+    *_OWED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    customer_no: int
+    booked_on: date
+    limit_fen: int
+    grade: str
+    pd: float
+    apr: str
+
+
+@dataclass(frozen=True, slots=True)
+class MonthSnapshot:
+    """Every product account at a month end (columns, one row per account)."""
+
+    month: int  # yyyymm
+    account_id: np.ndarray
+    customer_no: np.ndarray
+    cash_loan: np.ndarray  # bool
+    bucket: np.ndarray  # 0..6, 7 = charged off
+    days_past_due: np.ndarray
+    balance_fen: np.ndarray  # every receivable still on the row
+    charged_off_fen: np.ndarray
+    credit_limit_fen: np.ndarray
+
+
+@dataclass
+class BookRun:
+    """The simulation's working state (mutable on purpose: it is the loop's memory)."""
+
+    db: Database
+    clock: FixedClock
+    catalog: ProductCatalog
+    model: DemoModel
+    policy: CreditPolicy
+    keyring: Keyring
+    guard: RealtimeGuard
+    applicants: tuple[Applicant, ...]
+    seed: int
+    start: date
+    people: dict[int, str] = field(default_factory=dict)
+    decisions: dict[int, Decision] = field(default_factory=dict)
+    bookings: dict[int, Booking] = field(default_factory=dict)
+    loans: dict[int, str] = field(default_factory=dict)  # customer -> loan id
+    counts: Counter[str] = field(default_factory=Counter)
+    flows_fen: Counter[str] = field(default_factory=Counter)
+    snapshots: list[MonthSnapshot] = field(default_factory=list)
+    eod: list[EodResult] = field(default_factory=list)
+    verdicts: list[tuple[RiskEvent, Verdict]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cp = CreditPayService(self.db, self.clock, self.catalog)
+        self.cl = CashLoanService(self.db, self.clock, self.catalog)
+        self.rng = np.random.default_rng([self.seed, 1])
+        self.by_no = {a.customer_no: a for a in self.applicants}
+
+
+# ----------------------------------------------------------------------------- behaviour
+
+
+def _offset(run: BookRun, on: date, customer_no: int) -> int | None:
+    b = run.bookings.get(customer_no)
+    return None if b is None else (on - b.booked_on).days
+
+
+def is_paying(run: BookRun, a: Applicant, on: date) -> bool:
+    """A bad borrower stops paying some days after booking; some cure later."""
+    days = _offset(run, on, a.customer_no)
+    if days is None or not a.bad or days < a.stop_paying_after_days:
+        return True
+    return a.cure_after_days > 0 and days >= a.stop_paying_after_days + a.cure_after_days
+
+
+def is_curing(run: BookRun, a: Applicant, on: date) -> bool:
+    days = _offset(run, on, a.customer_no)
+    return (
+        days is not None
+        and a.bad
+        and a.cure_after_days > 0
+        and days == a.stop_paying_after_days + a.cure_after_days
+    )
+
+
+# ----------------------------------------------------------------------------- the morning
+
+
+def underwrite(run: BookRun, todays: list[Applicant]) -> list[Applicant]:
+    """One unit of work: register the day's applicants and decide them; returns approvals."""
+    if not todays:
+        return []
+    approved = []
+    with run.db.transaction() as uow:
+        people = PersonStore(uow, run.keyring, run.clock)
+        recorder = DbEventRecorder(uow, run.clock)
+        for a in todays:
+            run.people[a.customer_no] = people.register(
+                name=a.name, id_number=a.resident_id, phone=a.mobile, bank_card=a.bank_card
+            )
+            # Only the model's own inputs reach the decision (and its audit-log event).
+            inputs = {k: v for k, v in a.features.items() if k in run.model.raw_features}
+            app = Application(
+                application_id=f"APP{a.customer_no:07d}",
+                resident_id=a.resident_id,
+                mobile=a.mobile,
+                monthly_income_fen=a.monthly_income_fen,
+                features=inputs,
+            )
+            d = decide(
+                app,
+                scorer=run.model.scorer,
+                model_version=run.model.version,
+                policy=run.policy,
+                clock=run.clock,
+                recorder=recorder,
+            )
+            run.decisions[a.customer_no] = d
+            run.counts[f"decision_{d.outcome}"] += 1
+            if d.outcome == APPROVE:
+                approved.append(a)
+                assert d.pd is not None and d.grade is not None  # an approval is scored
+                # The application PD is the origination PD provisioning compares against.
+                record_pd(uow, customer_no=a.customer_no, effective_on=run.clock.today(),
+                          pd_12m=d.pd, grade=d.grade, source="application",
+                          model_version=run.model.version)  # fmt: skip
+    return approved
+
+
+def open_lines(run: BookRun, approved: list[Applicant]) -> None:
+    product_max = run.catalog.credit_pay.credit_limit_fen_max
+    for a in approved:
+        d = run.decisions[a.customer_no]
+        limit = min(d.limit_fen, product_max)
+        out = run.cp.open_line(
+            customer_no=a.customer_no, credit_limit_fen=limit, ref=f"open.{a.customer_no}"
+        )
+        run.counts["lines_opened" if out.ok else f"line_refused_{out.reason}"] += 1
+        if out.ok:
+            run.bookings[a.customer_no] = Booking(
+                a.customer_no,
+                run.clock.today(),
+                limit,
+                str(d.grade),
+                float(d.pd or 0),
+                str(d.apr),
+            )
+
+
+# ----------------------------------------------------------------------------- the day's trade
+
+
+def _tick(run: BookRun) -> int:
+    run.clock.advance(timedelta(seconds=3))
+    return to_micros(run.clock.now())
+
+
+def _check(run: BookRun, event: RiskEvent) -> bool:
+    verdict = run.guard.evaluate(event)
+    run.verdicts.append((event, verdict))
+    run.counts[f"guard_{verdict.action.label}"] += 1
+    # A step-up is a second factor the borrower passes in this simulation; the rest stop here.
+    return verdict.action in (Action.APPROVE, Action.STEP_UP)
+
+
+def _event(run: BookRun, *, eid: str, kind: EventKind, a: Applicant, amount_fen: int,
+           in_use_fen: int, merchant: str = "", category: str = "") -> RiskEvent:  # fmt: skip
+    return RiskEvent(
+        event_id=eid,
+        kind=kind,
+        customer_no=a.customer_no,
+        amount_fen=amount_fen,
+        at_us=_tick(run),
+        merchant_id=merchant,
+        merchant_category=category,
+        device_id=f"dev-{a.customer_no}",
+        limit_fen=run.bookings[a.customer_no].limit_fen,
+        in_use_fen=in_use_fen,
+    )
+
+
+def shop(run: BookRun, a: Applicant, k: int, in_use_fen: int) -> None:
+    """One checkout: guard, authorize, then capture (or the merchant voids it)."""
+    b = run.bookings[a.customer_no]
+    amount = purchase_amount_fen(run.rng, limit_fen=b.limit_fen)
+    auth = f"auth.{a.customer_no}.{run.clock.today():%Y%m%d}.{k}"
+    m = int(run.rng.integers(0, len(MERCHANTS)))
+    category = MERCHANT_CATEGORIES[m % len(MERCHANT_CATEGORIES)]
+    event = _event(run, eid=auth, kind=EventKind.PURCHASE, a=a, amount_fen=amount,
+                   in_use_fen=in_use_fen, merchant=MERCHANTS[m], category=category)  # fmt: skip
+    if not _check(run, event):
+        return
+    out = run.cp.authorize(
+        customer_no=a.customer_no, auth_id=auth, amount_fen=amount, merchant=MERCHANTS[m]
+    )
+    if not out.ok:
+        run.counts[f"authorization_refused_{out.reason}"] += 1
+        return
+    if run.rng.random() < VOID_SHARE:
+        run.counts[
+            "voided" if run.cp.void(auth_id=auth, ref=f"{auth}.v").ok else "void_failed"
+        ] += 1
+        return
+    if run.cp.capture(auth_id=auth, ref=f"{auth}.c").ok:
+        run.counts["purchases"] += 1
+        run.flows_fen["purchases"] += amount
+        if run.rng.random() < INSTALLMENT_SHARE:
+            periods = int(run.rng.choice(np.array(INSTALLMENT_PERIODS)))
+            conv = run.cp.convert_purchase(auth_id=auth, periods=periods, ref=f"{auth}.i")
+            run.counts["installment_plans" if conv.ok else f"plan_{conv.reason}"] += 1
+
+
+def draw_loan(run: BookRun, a: Applicant, available_fen: int, in_use_fen: int) -> None:
+    b = run.bookings[a.customer_no]
+    principal = min(a.loan_principal_fen, available_fen // 10_000 * 10_000)
+    if principal < 10_000:
+        run.counts["loan_skipped_no_room"] += 1
+        return
+    loan_id = f"loan.{a.customer_no}.1"
+    event = _event(run, eid=loan_id, kind=EventKind.DRAW, a=a, amount_fen=principal,
+                   in_use_fen=in_use_fen)  # fmt: skip
+    if not _check(run, event):
+        return
+    out = run.cl.draw(
+        customer_no=a.customer_no,
+        loan_id=loan_id,
+        principal_fen=principal,
+        term_months=a.loan_term_months,
+        method=Method.EQUAL_INSTALLMENT,
+        grade=b.grade[0],
+    )
+    run.counts["cash_loans" if out.ok else f"draw_refused_{out.reason}"] += 1
+    if out.ok:
+        run.loans[a.customer_no] = loan_id
+        run.flows_fen["cash_loans"] += principal
+
+
+def line_usage(run: BookRun) -> dict[int, tuple[int, int]]:
+    """customer -> (available, in use) on the limit ledger, read once a day. A checkout moves
+    the limit from LINE_AVAILABLE (debit) to LINE_IN_USE (credit); holds count as used."""
+    with run.db.transaction() as uow:
+        rows = uow.fetchall(
+            "SELECT id, code, debits_posted, credits_posted, debits_pending, credits_pending "
+            "FROM accounts WHERE code IN (?, ?)",
+            (int(AccountCode.LINE_AVAILABLE), int(AccountCode.LINE_IN_USE)),
+        )
+    out: dict[int, list[int]] = {}
+    for account_id, code, dp, cp, dpend, cpend in rows:
+        pair = out.setdefault(int(account_id) // CUSTOMER_ID_STRIDE, [0, 0])
+        if int(code) == AccountCode.LINE_AVAILABLE:
+            pair[0] = int(cp) - int(dp) - int(dpend)
+        else:
+            pair[1] = int(cp) + int(cpend) - int(dp)
+    return {no: (v[0], v[1]) for no, v in out.items()}
+
+
+def trade(run: BookRun, on: date) -> None:
+    """The day's checkouts and draws by borrowers who are still paying."""
+    usage = line_usage(run)
+    for no in sorted(run.bookings):
+        a = run.by_no[no]
+        if not is_paying(run, a, on):
+            continue
+        available, in_use = usage.get(no, (0, 0))
+        days = (on - run.bookings[no].booked_on).days
+        if a.loan_after_days == days and no not in run.loans:
+            draw_loan(run, a, available, in_use)
+        for k in range(int(run.rng.poisson(a.purchases_per_month / 30.0))):
+            shop(run, a, k, in_use)
+    if run.verdicts:
+        with run.db.transaction() as uow:
+            for event, verdict in run.verdicts:
+                risk_store.record_decision(uow, event, verdict, run.clock)
+        run.verdicts.clear()
+
+
+# ----------------------------------------------------------------------------- repayments
+
+
+def _owed_rows(run: BookRun) -> list[dict[str, Any]]:
+    with run.db.transaction() as uow:
+        rows = uow.fetchall(
+            f"SELECT {', '.join(_READ)} FROM product_accounts WHERE charged_off = 0 AND "
+            "(stmt_unpaid_fen > 0 OR due_principal_fen + due_interest_fen + overdue_principal_fen"
+            " + overdue_interest_fen + penalty_fen + fees_due_fen > 0)"
+        )
+    return [dict(zip(_READ, r, strict=True)) for r in rows]
+
+
+def _amount_due(run: BookRun, a: Applicant, row: dict[str, Any], today: int) -> int:
+    """What this borrower pays on this account today (0: nothing)."""
+    owed = sum(int(row[c]) for c in _OWED)
+    if row["kind"] == "cash_loan":
+        return owed if int(row["due_day"]) <= today else 0
+    statement_due = int(row["stmt_due_day"])
+    if int(row["stmt_unpaid_fen"]) > 0 and statement_due - a.pay_lead_days == today:
+        wanted = int(row["min_unpaid_fen"]) if a.revolver else int(row["stmt_unpaid_fen"])
+        return max(wanted, owed)
+    return owed if int(row["days_past_due"]) > 0 else 0
+
+
+def repay(run: BookRun, on: date) -> None:
+    today = day_number(on)
+    for row in _owed_rows(run):
+        a = run.by_no[int(row["customer_no"])]
+        if not is_paying(run, a, on):
+            continue
+        amount = _amount_due(run, a, row, today)
+        if amount <= 0:
+            continue
+        ref = f"pay.{row['id']}.{on:%Y%m%d}"
+        if row["kind"] == "cash_loan":
+            out = run.cl.repay(loan_id=run.loans[a.customer_no], amount_fen=amount, ref=ref)
+        else:
+            out = run.cp.repay(customer_no=a.customer_no, amount_fen=amount, ref=ref)
+        run.counts["repayments" if out.ok else f"repayment_{out.reason}"] += 1
+        if out.ok:
+            run.flows_fen["repaid"] += amount
+            if is_curing(run, a, on) or int(row["days_past_due"]) > 0:
+                run.counts["cured_payments"] += 1
+
+
+# ----------------------------------------------------------------------------- the evening
+
+
+def end_of_day(run: BookRun, on: date) -> None:
+    run.clock.set(datetime.combine(on, EVENING, tzinfo=BUSINESS_TZ))
+    result = run_eod(run.db, run.clock, on, catalog=run.catalog)
+    if not result.reconciled:
+        raise AssertionError(f"end-of-day {on} does not reconcile: {result.reconciliation}")
+    run.eod.append(result)
+    run.counts["statements"] += result.statements
+    run.counts["installments_billed"] += result.installments_billed
+    run.counts["holds_expired"] += result.holds_expired
+    run.counts["charged_off"] += result.charged_off
+
+
+_SNAP: Final = ("id", "customer_no", "kind", "bucket", "days_past_due", "charged_off",
+                "charged_off_fen", "credit_limit_fen")  # fmt: skip
+_BALANCE_SQL: Final = (
+    "principal_fen + due_principal_fen + due_interest_fen + accrued_interest_fen + "
+    "overdue_principal_fen + overdue_interest_fen + penalty_fen + unbilled_principal_fen + "
+    "billed_principal_fen + inst_principal_fen + inst_fee_fen + fees_due_fen"
+)
+
+
+def snapshot(run: BookRun, on: date) -> None:
+    with run.db.transaction() as uow:
+        rows = uow.fetchall(
+            f"SELECT {', '.join(_SNAP)}, {_BALANCE_SQL} FROM product_accounts ORDER BY id"
+        )
+    if not rows:
+        return
+    cols = list(zip(*rows, strict=True))
+    charged = np.array(cols[5], np.int64) > 0
+    bucket = np.minimum(np.array(cols[3], np.int64), CHARGED_OFF_BUCKET - 1)
+    run.snapshots.append(
+        MonthSnapshot(
+            month=on.year * 100 + on.month,
+            account_id=np.array(cols[0], np.int64),
+            customer_no=np.array(cols[1], np.int64),
+            cash_loan=np.array([k == "cash_loan" for k in cols[2]]),
+            bucket=np.where(charged, CHARGED_OFF_BUCKET, bucket),
+            days_past_due=np.array(cols[4], np.int64),
+            balance_fen=np.array(cols[8], np.int64),
+            charged_off_fen=np.array(cols[6], np.int64),
+            credit_limit_fen=np.array(cols[7], np.int64),
+        )
+    )
+
+
+def run_days(
+    run: BookRun,
+    *,
+    days: int,
+    on_day: Callable[[int], None] | None = None,
+    on_month_end: Callable[[date], None] | None = None,
+) -> None:
+    """Run ``days`` business days from ``run.start``; ``on_month_end`` runs after the last
+    end-of-day of each month (and of the horizon)."""
+    todays: dict[int, list[Applicant]] = {}
+    for a in run.applicants:
+        todays.setdefault(a.apply_day, []).append(a)
+    for i in range(days):
+        on = run.start + timedelta(days=i)
+        run.clock.set(datetime.combine(on, MORNING, tzinfo=BUSINESS_TZ))
+        open_lines(run, underwrite(run, todays.get(i, [])))
+        trade(run, on)
+        repay(run, on)
+        end_of_day(run, on)
+        if (on + timedelta(days=1)).day == 1 or i == days - 1:
+            snapshot(run, on)
+            if on_month_end is not None:
+                on_month_end(on)
+        if on_day is not None:
+            on_day(i)

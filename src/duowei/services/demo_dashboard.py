@@ -1,0 +1,253 @@
+"""The demo's dashboard: the run's figures turned into KPIs, sections and checks (the analytics
+come from ``portfolio.analytics``; the rendering from ``duowei.reports``)."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from duowei.funding import feasibility as fz
+from duowei.money import format_amount
+from duowei.portfolio import analytics
+from duowei.portfolio import figures as portfolio_figures
+from duowei.reports import figures as fig
+from duowei.reports.dashboard import Check, Dashboard, Kpi, Section, table
+from duowei.services.demo_book import CHARGED_OFF_BUCKET, BookRun, MonthSnapshot
+from duowei.services.demo_finance import AbsOutcome
+from duowei.services.stress import LiveStressResult
+
+DPD_EVENT: Final = 30  # vintage event: the account's first time 30+ days past due
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """Results of the month-end and year-end work, for the dashboard."""
+
+    provisions: tuple[Any, ...]  # ProvisionRun per month end
+    abs_outcome: AbsOutcome
+    stress: LiveStressResult
+    plan: fz.PlanModel
+    plan_monthly: fz.Monthly
+    plan_summary: fz.Summary
+    tornado: tuple[fz.TornadoBar, ...]
+    statistics_reconciled: bool
+    credit_report: dict[str, Any]
+    audit: dict[str, Any]
+
+
+def _month_label(yyyymm: int) -> str:
+    return f"{yyyymm // 100}-{yyyymm % 100:02d}"
+
+
+def vintages(snapshots: list[MonthSnapshot]) -> analytics.VintageCurves:
+    """Share of accounts that were ever 30+ days past due, by month opened and months on book."""
+    first_seen: dict[int, int] = {}
+    event_at: dict[int, int] = {}
+    for k, s in enumerate(snapshots):
+        for account, dpd, bucket in zip(s.account_id, s.days_past_due, s.bucket, strict=True):
+            a = int(account)
+            first_seen.setdefault(a, k)
+            if a not in event_at and (dpd >= DPD_EVENT or bucket == CHARGED_OFF_BUCKET):
+                event_at[a] = k
+    ids = sorted(first_seen)
+    month = np.array([snapshots[first_seen[a]].month for a in ids], np.int64)
+    mob_event = np.array([event_at[a] - first_seen[a] if a in event_at else -1 for a in ids])
+    observed = np.array([len(snapshots) - 1 - first_seen[a] for a in ids], np.int64)
+    ones = np.ones(len(ids), np.int64)
+    return analytics.vintage_curves(
+        origination_month=month,
+        amount_fen=ones,
+        event_month_on_book=mob_event.astype(np.int64),
+        event_amount_fen=ones,
+        observed_months_on_book=observed,
+    )
+
+
+def transitions(snapshots: list[MonthSnapshot]) -> np.ndarray:
+    """Month-to-month bucket transition counts of the accounts present in both months."""
+    n = len(analytics.BUCKET_NAMES)
+    counts = np.zeros((n, n), np.int64)
+    for before, after in itertools.pairwise(snapshots):
+        common, i, j = np.intersect1d(before.account_id, after.account_id, return_indices=True)
+        if len(common):
+            counts += analytics.transition_counts(before.bucket[i], after.bucket[j], n)
+    return counts
+
+
+def _kpis(run: BookRun, extras: Extras) -> tuple[Kpi, ...]:
+    last = run.snapshots[-1]
+    c = run.counts
+    applied = c["decision_approve"] + c["decision_decline"] + c["decision_refer"]
+    live = last.bucket < CHARGED_OFF_BUCKET
+    balance = int(last.balance_fen[live].sum())
+    late = int(last.balance_fen[live & (last.days_past_due >= DPD_EVENT)].sum())
+    provision = extras.provisions[-1].closing_fen if extras.provisions else 0
+    values = [
+        ("applications", f"{applied:,}"),
+        ("approval rate", f"{c['decision_approve'] / max(applied, 1):.1%}"),
+        ("credit-pay lines", f"{c['lines_opened']:,}"),
+        ("checkouts captured", f"{c['purchases']:,}"),
+        ("purchases (yuan)", format_amount(run.flows_fen["purchases"])),
+        ("cash loans drawn", f"{c['cash_loans']:,}"),
+        ("cash loans (yuan)", format_amount(run.flows_fen["cash_loans"])),
+        ("repaid (yuan)", format_amount(run.flows_fen["repaid"])),
+        ("receivables at the end (yuan)", format_amount(balance)),
+        ("30+ DPD share of balance", f"{late / max(balance, 1):.2%}"),
+        ("accounts charged off", f"{c['charged_off']:,}"),
+        ("loss allowance (yuan)", format_amount(provision)),
+        ("ABS pool sold (yuan)", format_amount(extras.abs_outcome.pool_fen)),
+        ("audit leaves verified", f"{extras.audit['verified_leaves']:,}"),
+    ]
+    return tuple(Kpi(k, v) for k, v in values)
+
+
+def _portfolio_section(run: BookRun) -> Section:
+    snaps = run.snapshots
+    months = [_month_label(s.month) for s in snaps]
+    live = [s.bucket < CHARGED_OFF_BUCKET for s in snaps]
+    pairs = list(zip(snaps, live, strict=True))
+    by_product = {
+        "credit-pay": [int(s.balance_fen[m & ~s.cash_loan].sum()) for s, m in pairs],
+        "cash loans": [int(s.balance_fen[m & s.cash_loan].sum()) for s, m in pairs],
+    }
+    share = []
+    for s, m in zip(snaps, live, strict=True):
+        total = int(s.balance_fen[m].sum())
+        share.append(int(s.balance_fen[m & (s.days_past_due >= DPD_EVENT)].sum()) / max(total, 1))
+    return Section(
+        "portfolio",
+        "Portfolio",
+        (fig.snippet(fig.balances_figure(months, by_product, share), "fig-balances"),),
+    )
+
+
+def _vintage_section(run: BookRun) -> Section:
+    curves = vintages(run.snapshots)
+    counts = transitions(run.snapshots)
+    matrix = analytics.transition_matrix(counts, absorbing=(CHARGED_OFF_BUCKET,))
+    names = analytics.BUCKET_NAMES
+    vintage = portfolio_figures.vintage_figure(curves, title="Accounts ever 30+ DPD by vintage")
+    return Section(
+        "vintages",
+        "Vintages and roll rates",
+        (
+            fig.snippet(vintage, "fig-vintages"),
+            fig.snippet(portfolio_figures.transition_figure(matrix, names), "fig-transitions"),
+            fig.snippet(fig.roll_rate_figure(names, analytics.roll_rates(matrix)), "fig-rolls"),
+        ),
+        text=f"{int(counts.sum()):,} account-month transitions observed.",
+    )
+
+
+def _decision_section(run: BookRun) -> Section:
+    outcomes = {k: run.counts[f"decision_{k}"] for k in ("approve", "refer", "decline")}
+    grades = Counter(b.grade for b in run.bookings.values())
+    figure = fig.decisions_figure(outcomes, dict(sorted(grades.items())))
+    return Section(
+        "decisions",
+        "Applications and decisions",
+        (fig.snippet(figure, "fig-decisions"),),
+        text="Referred applications wait for an analyst; the demo books approvals only.",
+    )
+
+
+def _abs_section(extras: Extras) -> Section:
+    a = extras.abs_outcome
+    figures: list[str] = []
+    tables = []
+    for k, (name, result, metrics) in enumerate(a.scenarios):
+        title = f"Tranche cash flows, scenario '{name}' (yuan)"
+        figures.append(fig.snippet(fig.tranche_cashflow_figure(metrics, title), f"fig-abs-{k}"))
+        tables.append(
+            table(
+                ("class", "original (yuan)", "WAL (years)", "IRR", "loss (yuan)"),
+                [(m.name, format_amount(m.original_fen), f"{float(m.wal_years):.2f}",
+                  "n/a" if m.irr_annual is None else f"{m.irr_annual:.2%}",
+                  format_amount(m.loss_fen)) for m in metrics],
+            )
+        )  # fmt: skip
+        if k == 0:
+            figures.append(fig.snippet(fig.tranche_balance_figure(metrics), "fig-abs-balance"))
+        assert result.deal.pool_fen == a.pool_fen
+    excluded = ", ".join(f"{r}: {n}" for r, n in a.excluded_by_reason) or "none"
+    text = (f"{a.deal_name}: {a.loans:,} of {a.candidates:,} live cash loans eligible on "
+            f"{a.as_of}, pool {format_amount(a.pool_fen)} yuan; excluded {excluded}.")  # fmt: skip
+    return Section("abs", "ABS issue with revolving purchases", tuple(figures), tuple(tables), text)
+
+
+def _stress_section(extras: Extras) -> Section:
+    s = extras.stress
+    rows = [(r.name, format_amount(r.cumulative_loss_fen)) for r in s.scenarios]
+    text = (f"{s.accounts:,} live accounts, exposure {format_amount(s.exposure_fen)} yuan as of "
+            f"{s.as_of}.")  # fmt: skip
+    return Section(
+        "stress",
+        "Stress test",
+        (fig.snippet(fig.stress_figure(s.scenarios), "fig-stress"),),
+        (table(("scenario", "cumulative loss (yuan)"), rows),),
+        text,
+    )
+
+
+def _feasibility_section(extras: Extras) -> Section:
+    m, summary = extras.plan_monthly, extras.plan_summary
+    months = list(range(1, len(m.net_income_fen) + 1))
+    bars = [(b.driver, b.low_roe, b.high_roe) for b in extras.tornado]
+    figure = fig.feasibility_figure(months, m.receivables_fen.tolist(), m.net_income_fen.tolist(),
+                                    bars, summary.roe)  # fmt: skip
+    c = extras.plan.customers
+    text = (f"Drivers measured on the demo book: {c.new_per_month[0]:,} new lines a month, "
+            f"average line {c.credit_line_yuan} yuan, active share {c.active_share}, "
+            f"utilization {c.utilization}, annual loss {extras.plan.losses.annual_loss_curve[0]}; "
+            f"the rest from examples/plans/duowei_program.yaml.")  # fmt: skip
+    rows = [("ROE", f"{summary.roe:.2%}"), ("NIM", f"{summary.nim:.2%}"),
+            ("credit cost", f"{summary.credit_cost:.2%}"),
+            ("break-even month", str(summary.break_even_month))]  # fmt: skip
+    return Section(
+        "feasibility",
+        "Feasibility",
+        (fig.snippet(figure, "fig-feasibility"),),
+        (table(("measure", "value"), rows),),
+        text,
+    )
+
+
+def _checks(run: BookRun, extras: Extras) -> tuple[Check, ...]:
+    provisions_ok = all(p.reconciled for p in extras.provisions)
+    return (
+        Check("end-of-day reconciled every day", all(r.reconciled for r in run.eod),
+              f"{len(run.eod)} days"),
+        Check("loss allowance equals the ledger every month end", provisions_ok,
+              f"{len(extras.provisions)} provision runs"),
+        Check("statistics reconcile to the ledger", extras.statistics_reconciled),
+        Check("credit-bureau batch: no record rejected", extras.credit_report["rejected"] == 0,
+              f"{extras.credit_report['records']} records"),
+        Check("audit log verified from a signed checkpoint", True,
+              f"{extras.audit['verified_leaves']:,} leaves"),
+    )  # fmt: skip
+
+
+def build_dashboard(run: BookRun, extras: Extras, files: list[str]) -> Dashboard:
+    sections = (
+        _portfolio_section(run),
+        _decision_section(run),
+        _vintage_section(run),
+        _abs_section(extras),
+        _stress_section(extras),
+        _feasibility_section(extras),
+    )
+    return Dashboard(
+        title="Duowei program demo",
+        subtitle=(
+            f"{run.start} to {run.eod[-1].business_date}, seed {run.seed}, "
+            f"{len(run.applicants):,} applicants"
+        ),
+        kpis=_kpis(run, extras),
+        sections=sections,
+        checks=_checks(run, extras),
+        files=tuple(files),
+    )
