@@ -42,7 +42,7 @@ def proof(transfer_id: ObjectId, ctx: Ctx, who: Auditor) -> dict[str, Any]:
             leaf_index=seq,
             inclusion_proof=audit_service.inclusion_for(uow, seq, latest.size),
             checkpoint=latest.note,
-            description={"transfer_id": transfer_id},
+            description=None,
         )
     return doc
 
