@@ -182,6 +182,23 @@ def test_installments_s6_fee_statement_and_early_payoff(db: Database) -> None:
     story.check_books()
 
 
+def test_a_partly_repaid_purchase_converts_only_what_is_unpaid(db: Database) -> None:
+    """Buy 1,000.00, repay 400.00 before any statement: 600.00 becomes installments; a fully
+    repaid purchase has nothing left to convert."""
+    story = Story.start(db, date(2026, 3, 20))
+    _open(story)
+    _buy(story, "p1", "1000.00")
+    assert story.credit_pay.repay(customer_no=CUSTOMER, amount_fen=y("400.00"), ref="r1").ok
+    plan = story.credit_pay.convert_purchase(auth_id="p1", periods=3, ref="plan1")
+    assert plan.ok, plan
+    assert plan.detail["fee_total_fen"] == y("15.00")  # 2.5% of 600.00
+    _buy(story, "p2", "100.00")
+    assert story.credit_pay.repay(customer_no=CUSTOMER, amount_fen=y("100.00"), ref="r2").ok
+    done = story.credit_pay.convert_purchase(auth_id="p2", periods=3, ref="plan2")
+    assert (done.ok, done.reason) == (False, "purchase_already_paid")
+    story.check_books()
+
+
 def test_merchant_subsidized_plan_and_whole_bill_conversion(db: Database) -> None:
     story = Story.start(db, date(2026, 3, 20))
     _open(story)

@@ -680,7 +680,13 @@ class CreditPayService(ProductService):
                 return Outcome(False, "purchase_not_convertible", ref)
             if self._is_billed(uow, int(p["account_id"]), p["posting_date"]):
                 return Outcome(False, "purchase_already_billed", ref)
-            principal = int(p["captured"]) - int(p["refunded"])
+            # Repayments settle unbilled principal last, but they may have reached it: only
+            # what is still unpaid of the purchase can become installments.
+            principal = min(
+                int(p["captured"]) - int(p["refunded"]), int(state["unbilled_principal_fen"])
+            )
+            if principal <= 0:
+                return Outcome(False, "purchase_already_paid", ref)
             return self._convert(
                 uow=uow,
                 state=state,
