@@ -244,13 +244,13 @@ def _year_end(
     plan, monthly, summary, tornado = feasibility(run, config.months)
     timer.stage("regulatory reports")
     signer = service.load_or_create_signer(out / SIGNER_FILE, DEFAULT_LOG_ORIGIN)
-    reconciled, stats_files = write_statistics(run, as_of=as_of, signer=signer, out=reports)
+    breaks, stats_files = write_statistics(run, as_of=as_of, signer=signer, out=reports)
     bureau = write_credit_report(run, as_of=as_of, out=reports)
     timer.stage("audit checkpoint and verification")
     audit = _audit(run, out)
     timer.stage("dashboard")
     extras = Extras(tuple(provisions), abs_outcome, stress, plan, monthly, summary, tornado,
-                    reconciled, bureau, audit)  # fmt: skip
+                    tuple(breaks), bureau, audit)  # fmt: skip
     files = [*stats_files, *bureau["files"], out / "checkpoint.txt", out / SUMMARY_FILE]
     names = [str(p.relative_to(out)) for p in files]
     dashboard = out / DASHBOARD_FILE
@@ -291,6 +291,10 @@ def _summary(config: DemoConfig, model: DemoModel, run: BookRun, x: Extras) -> d
         "flows_fen": dict(sorted(run.flows_fen.items())),
         "eod_days": len(run.eod),
         "eod_reconciled": all(r.reconciled for r in run.eod),
+        "eod_unreconciled_days": len(run.unreconciled),
+        "eod_first_break": None
+        if not run.unreconciled
+        else [run.unreconciled[0][0].isoformat(), [list(x) for x in run.unreconciled[0][1]]],
         "provisions_fen": [p.closing_fen for p in x.provisions],
         "provisions_reconciled": all(p.reconciled for p in x.provisions),
         "abs": {
@@ -304,7 +308,8 @@ def _summary(config: DemoConfig, model: DemoModel, run: BookRun, x: Extras) -> d
         },
         "stress_cumulative_loss_fen": {r.name: r.cumulative_loss_fen for r in x.stress.scenarios},
         "feasibility": {"roe": round(x.plan_summary.roe, 6), "nim": round(x.plan_summary.nim, 6)},
-        "statistics_reconciled": x.statistics_reconciled,
+        "statistics_reconciled": not x.statistics_breaks,
+        "statistics_breaks": list(x.statistics_breaks),
         "credit_report": {k: v for k, v in x.credit_report.items() if k != "files"},
         "audit": x.audit,
     }

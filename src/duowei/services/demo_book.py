@@ -117,6 +117,7 @@ class BookRun:
     snapshots: list[MonthSnapshot] = field(default_factory=list)
     eod: list[EodResult] = field(default_factory=list)
     verdicts: list[tuple[RiskEvent, Verdict]] = field(default_factory=list)
+    unreconciled: list[tuple[date, tuple[tuple[str, int, int], ...]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.cp = CreditPayService(self.db, self.clock, self.catalog)
@@ -395,7 +396,10 @@ def end_of_day(run: BookRun, on: date) -> None:
     run.clock.set(datetime.combine(on, EVENING, tzinfo=BUSINESS_TZ))
     result = run_eod(run.db, run.clock, on, catalog=run.catalog)
     if not result.reconciled:
-        raise AssertionError(f"end-of-day {on} does not reconcile: {result.reconciliation}")
+        # Kept, shown on the dashboard and in the summary; the run goes on so the rest of the
+        # program can still be looked at (a reconciliation break is a finding, not a crash).
+        lines = [line for line in result.reconciliation if not line.ok]
+        run.unreconciled.append((on, tuple((x.name, x.subledger_fen, x.ledger_fen) for x in lines)))
     run.eod.append(result)
     run.counts["statements"] += result.statements
     run.counts["installments_billed"] += result.installments_billed

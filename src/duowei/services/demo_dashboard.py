@@ -34,7 +34,7 @@ class Extras:
     plan_monthly: fz.Monthly
     plan_summary: fz.Summary
     tornado: tuple[fz.TornadoBar, ...]
-    statistics_reconciled: bool
+    statistics_breaks: tuple[str, ...]  # lines of the statistics that do not reconcile
     credit_report: dict[str, Any]
     audit: dict[str, Any]
 
@@ -216,14 +216,23 @@ def _feasibility_section(extras: Extras) -> Section:
     )
 
 
+def _breaks(run: BookRun) -> str:
+    if not run.unreconciled:
+        return f"{len(run.eod)} days"
+    on, lines = run.unreconciled[0]
+    what = "; ".join(f"{n}: sub-ledger {format_amount(a)} vs ledger {format_amount(b)}"
+                     for n, a, b in lines)  # fmt: skip
+    return f"{len(run.unreconciled)} of {len(run.eod)} days break, first {on}: {what}"
+
+
 def _checks(run: BookRun, extras: Extras) -> tuple[Check, ...]:
     provisions_ok = all(p.reconciled for p in extras.provisions)
     return (
-        Check("end-of-day reconciled every day", all(r.reconciled for r in run.eod),
-              f"{len(run.eod)} days"),
+        Check("end-of-day reconciled every day", not run.unreconciled, _breaks(run)),
         Check("loss allowance equals the ledger every month end", provisions_ok,
               f"{len(extras.provisions)} provision runs"),
-        Check("statistics reconcile to the ledger", extras.statistics_reconciled),
+        Check("statistics reconcile to the ledger", not extras.statistics_breaks,
+              "; ".join(extras.statistics_breaks) or "every line to the fen"),
         Check("credit-bureau batch: no record rejected", extras.credit_report["rejected"] == 0,
               f"{extras.credit_report['records']} records"),
         Check("audit log verified from a signed checkpoint", True,

@@ -89,7 +89,8 @@ def _loan_apr(row: dict[str, Any]) -> Decimal:
 
 def write_statistics(
     run: BookRun, *, as_of: date, signer: cp.NoteSigner, out: Path
-) -> tuple[bool, list[Path]]:
+) -> tuple[list[str], list[Path]]:
+    """The month's statistics files; returns the lines that do not reconcile (none: all do)."""
     month = as_of.strftime("%Y-%m")
     loans = loan_positions(run, as_of)
     with run.db.transaction() as uow:
@@ -98,7 +99,9 @@ def write_statistics(
             origin=DEFAULT_LOG_ORIGIN, clock=run.clock,
         )  # fmt: skip
     paths = report_files.write_all(report, out, f"statistics-{month}")
-    return report.reconciled, paths
+    breaks = [f"{x.what}: report {x.report_fen} fen vs ledger {x.ledger_fen} fen"
+              for x in report.reconciliation if not x.ok]  # fmt: skip
+    return breaks, paths
 
 
 def _loan_month(run: BookRun, r: dict[str, Any], month: str, settle: date) -> cr.LoanMonth:
