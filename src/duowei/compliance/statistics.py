@@ -280,14 +280,36 @@ def ledger_receivables(uow: UnitOfWork) -> dict[tuple[int, int], int]:
     return {(int(i) // CUSTOMER_ID_STRIDE, int(c)): int(b) for i, c, b in rows}
 
 
+# End-of-day accrues interest and penalties per product on platform control accounts (the
+# product sub-ledger holds them per account), not on each customer's receivable accounts.
+_CONTROL_ACCOUNTS: Final = {
+    "interest_fen": ("credit_pay_interest_receivable", "cash_loan_interest_receivable"),
+    "penalty_fen": ("credit_pay_penalty_receivable", "cash_loan_penalty_receivable"),
+}
+
+
+def _control_balances(uow: UnitOfWork) -> dict[str, int]:
+    out = {}
+    for component, names in _CONTROL_ACCOUNTS.items():
+        ids = [platform_account_id(name, CNY_LEDGER) for name in names]
+        row = uow.fetchone(
+            "SELECT COALESCE(SUM(debits_posted - credits_posted), 0) FROM accounts "
+            f"WHERE id IN ({','.join('?' * len(ids))})",
+            ids,
+        )
+        out[component] = int(row[0]) if row else 0
+    return out
+
+
 def reconcile(uow: UnitOfWork, loans: Iterable[LoanPosition]) -> tuple[ReconLine, ...]:
     """Report totals vs ledger balances: per component, per customer's principal, allowance."""
     ledger = ledger_receivables(uow)
     loans = list(loans)
     lines = []
+    control = _control_balances(uow)
     for component, codes in _COMPONENTS.items():
         report = sum(getattr(x, component) for x in loans)
-        book = sum(v for (_, c), v in ledger.items() if c in codes)
+        book = sum(v for (_, c), v in ledger.items() if c in codes) + control.get(component, 0)
         lines.append(ReconLine(f"total {component}", report, book))
     per_customer: dict[int, int] = defaultdict(int)
     for x in loans:

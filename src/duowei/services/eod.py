@@ -702,8 +702,10 @@ def reconcile(uow: UnitOfWork) -> tuple[ReconLine, ...]:
             total["credit_balance"],
             -_code_balance(uow, AccountCode.CUSTOMER_CREDIT_BALANCE),
         ),
+        # Gross charge-offs: the expense account's debits. Its credits are provisioning using
+        # the allowance of written-off accounts (services/provisioning.py), not a charge-off.
         ReconLine(
-            "charged_off", total["charged_off"], _account_balance(uow, plat("write_off_expense"))
+            "charged_off", total["charged_off"], _account_debits(uow, plat("write_off_expense"))
         ),
     ]
     return tuple(lines)
@@ -722,6 +724,11 @@ def _account_balance(uow: UnitOfWork, account_id: int) -> int:
     row = uow.fetchone(
         "SELECT debits_posted - credits_posted FROM accounts WHERE id = ?", (account_id,)
     )
+    return int(row[0]) if row else 0
+
+
+def _account_debits(uow: UnitOfWork, account_id: int) -> int:
+    row = uow.fetchone("SELECT debits_posted FROM accounts WHERE id = ?", (account_id,))
     return int(row[0]) if row else 0
 
 
