@@ -199,6 +199,34 @@ def test_charge_off_posts_write_offs_and_still_reconciles(db: Database) -> None:
     with db.transaction() as uow:
         assert all(line.ok for line in reconcile(uow))
     story.check_books()
+    # Provisions before and after the charge-off: the second uses the written-off account's
+    # allowance (it credits write-off expense); the gross charge-offs still reconcile.
+    from duowei.services.provisioning import run_provisioning
+
+    assert run_provisioning(db, story.clock, date(2026, 4, 26)).reconciled
+    story.eod_through(date(2026, 4, 27))
+    with db.transaction() as uow:
+        assert all(line.ok for line in reconcile(uow)), [str(x) for x in reconcile(uow)]
+
+
+def test_provisioning_before_a_charge_off_then_end_of_day_still_reconciles(db: Database) -> None:
+    from duowei.services.provisioning import run_provisioning
+
+    standard = ProductCatalog.standard(START)
+    delinquency = standard.cash_loan.delinquency.model_copy(update={"charge_off_dpd": 5})
+    catalog = ProductCatalog(
+        standard.credit_pay, standard.cash_loan.model_copy(update={"delinquency": delinquency})
+    )
+    story = _build(db, catalog)
+    story.eod_through(date(2026, 4, 22))  # overdue, not yet charged off
+    assert run_provisioning(db, story.clock, date(2026, 4, 22)).reconciled
+    story.eod_through(date(2026, 4, 25))  # charged off
+    assert story.cash_loan.state("L2")["charged_off"] == 1
+    assert run_provisioning(db, story.clock, date(2026, 4, 25)).reconciled
+    story.eod_through(date(2026, 4, 26))
+    with db.transaction() as uow:
+        lines = reconcile(uow)
+    assert all(line.ok for line in lines), [str(x) for x in lines]
 
 
 def test_reconciliation_and_rederive_catch_an_edited_sub_ledger(db_url: str, db: Database) -> None:
