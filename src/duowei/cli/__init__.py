@@ -25,10 +25,20 @@ def _register() -> None:
     if _registered:
         return
     _registered.append(True)
-    from duowei.cli import alerts, audit, db, demo, funding, loan, risk, score
-    from duowei.cli import compliance, report
-    from duowei.cli import eod
-    from duowei.cli import serve
+    from duowei.cli import (
+        alerts,
+        audit,
+        compliance,
+        db,
+        demo,
+        eod,
+        funding,
+        loan,
+        report,
+        risk,
+        score,
+        serve,
+    )
 
     app.add_typer(db.app, name="db")
     app.add_typer(audit.app, name="audit")
