@@ -77,7 +77,15 @@ def _tables() -> None:
     )
     op.create_index("transfers_debit_account", "transfers", ["debit_account_id"])
     op.create_index("transfers_credit_account", "transfers", ["credit_account_id"])
-    op.create_index("transfers_pending_id", "transfers", ["pending_id"])
+    # Partial: only resolutions carry a pending id, so ordinary transfers pay nothing for it.
+    resolutions = sa.text("pending_id IS NOT NULL")
+    op.create_index(
+        "transfers_pending_id",
+        "transfers",
+        ["pending_id"],
+        sqlite_where=resolutions,
+        postgresql_where=resolutions,
+    )
     op.create_table(
         "pending_transfers",
         sa.Column("id", sa.Text, primary_key=True),
