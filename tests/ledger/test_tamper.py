@@ -18,6 +18,7 @@ from duowei.cli import get_app
 from duowei.clock import FixedClock
 from duowei.config import DEFAULT_LOG_ORIGIN
 from duowei.db import Database, UnitOfWork
+from duowei.errors import IntegrityError
 from duowei.ledger.ledger import LedgerService
 from duowei.ledger.model import AccountSpec, TransferFlags, TransferRequest
 
@@ -148,47 +149,50 @@ def test_tampering_is_caught_and_named(db: Database, book: Path, case: str) -> N
     assert expected in output, output
 
 
-def test_sql_and_python_derivations_agree(db: Database, clock: FixedClock) -> None:
-    """The two-core verifier re-derives balances in SQL; the one-pass verifier in Python."""
-    from datetime import timedelta
+@pytest.mark.parametrize("case", sorted(TAMPERING))
+def test_the_two_process_verifier_catches_it_too(db: Database, book: Path, case: str) -> None:
+    """The same tampering, verified with the log split between two processes."""
+    tamper, expected = TAMPERING[case]
+    verifier = service.read_verifier_key(str(book.with_suffix(".pub")))
+    report = service.verify_database(db, verifier, DEFAULT_LOG_ORIGIN, parallel_leaves_min=2)
+    assert report.leaves == 11
+    with db.transaction() as uow:
+        drop_guards(uow)
+        tamper(uow)
+    with pytest.raises(IntegrityError) as exc:
+        service.verify_database(db, verifier, DEFAULT_LOG_ORIGIN, parallel_leaves_min=2)
+    if case.startswith(("edit", "forge")):
+        assert expected in str(exc.value)
+    else:  # rows gone or moved: named where the two halves meet or in either half
+        assert str(exc.value).startswith(("log entry", "the log head")), exc.value
 
-    from duowei.audit.service import _check_entries, _derive_on_second_connection
+
+def test_one_and_two_process_verification_agree(db: Database, clock: FixedClock) -> None:
+    """Holds opened in the first half and resolved in the second are joined correctly."""
+    from datetime import timedelta
 
     svc = LedgerService(db, clock)
     svc.create_accounts([AccountSpec(i, CNY, 1) for i in (1, 2, 3)])
     pending = int(TransferFlags.PENDING)
     for i in range(12):
-        svc.create_transfers(
-            [
-                TransferRequest(
-                    f"h{i}",
-                    1 + i % 3,
-                    1 + (i + 1) % 3,
-                    100 + i,
-                    CNY,
-                    1,
-                    pending,
-                    timeout_s=60 * (i % 2),
-                )
-            ]
+        hold = TransferRequest(
+            f"h{i}", 1 + i % 3, 1 + (i + 1) % 3, 100 + i, CNY, 1, pending, timeout_s=60 * (i % 2)
         )
-    svc.create_transfers(
-        [TransferRequest("p0", 0, 0, 50, 0, 0, int(TransferFlags.POST_PENDING), "h0")]
-    )
-    svc.create_transfers(
-        [TransferRequest("p2", 0, 0, 0, 0, 0, int(TransferFlags.POST_PENDING), "h2")]
-    )
-    svc.create_transfers(
-        [TransferRequest("v4", 0, 0, 0, 0, 0, int(TransferFlags.VOID_PENDING), "h4")]
-    )
+        svc.create_transfers([hold])
+    post, void = int(TransferFlags.POST_PENDING), int(TransferFlags.VOID_PENDING)
+    svc.create_transfers([TransferRequest("p0", 0, 0, 50, 0, 0, post, "h0")])
+    svc.create_transfers([TransferRequest("p2", 0, 0, 0, 0, 0, post, "h2")])
+    svc.create_transfers([TransferRequest("v4", 0, 0, 0, 0, 0, void, "h4")])
     svc.create_transfers([TransferRequest("t", 2, 3, 77, CNY, 1)])
     clock.advance(timedelta(seconds=61))
     assert svc.expire_pending()  # the odd-numbered holds had a 60 s timeout
     with db.transaction() as uow:
-        walk = _check_entries(uow, [])
-    balances, holds = _derive_on_second_connection(db, None)
-    assert balances == walk.balances
-    assert holds == walk.holds
-    states = sorted(state for _amount, state in holds.values())
-    assert states == [0, 0, 0, 1, 1, 2, 3, 3, 3, 3, 3, 3]
-    assert service.verify_database(db, None).transfers == 12 + 4 + 6
+        one = service.verify_log(uow, None)
+    for split_from in (2, 5, 13):
+        two = service.verify_database(db, None, parallel_leaves_min=split_from)
+        assert (two.leaves, two.transfers, two.accounts) == (
+            one.leaves,
+            one.transfers,
+            one.accounts,
+        )
+    assert one.transfers == 12 + 4 + 6

@@ -142,29 +142,32 @@ TRANSFER_LOG_COLUMNS: Final = (
 EVENT_LOG_COLUMNS: Final = "seq, kind, ref, payload, timestamp_us, leaf_hash, chain_hash"
 
 
-def _rows(uow: UnitOfWork, sql: str, size: int) -> Iterator[tuple[Any, ...]]:
+def _rows(raw: Any, dialect: str, sql: str, params: tuple[int, int]) -> Iterator[tuple[Any, ...]]:
     # On PostgreSQL a named (server-side) cursor streams: the log may not fit in memory.
-    if uow.dialect == "postgresql":
-        cur = uow.raw.cursor(name=f"log_{next(_cursor_numbers)}")
+    if dialect == "postgresql":
+        cur = raw.cursor(name=f"log_{next(_cursor_numbers)}")
         cur.itersize = _FETCH_ROWS
+        sql = sql.replace("?", "%s")
     else:
-        cur = uow.raw.cursor()
-    cur.execute(uow.sql(sql), (size,))
+        cur = raw.cursor()
+    cur.execute(sql, params)
     while rows := cur.fetchmany(_FETCH_ROWS):
         yield from rows
 
 
-def log_rows(uow: UnitOfWork, size: int) -> Iterator[tuple[Any, ...]]:
-    """Every log row below ``size`` in seq order: (seq, 0 transfer | 1 event, row).
+def log_rows_between(raw: Any, dialect: str, start: int, stop: int) -> Iterator[tuple[Any, ...]]:
+    """Log rows with ``start <= seq < stop`` in seq order: (seq, 0 transfer | 1 event, row).
 
-    A two-way merge by hand: the verifier walks every leaf through here.
+    Works on a raw driver connection (the verifier's second process has no unit of work). A
+    two-way merge by hand: the verifier walks every leaf through here.
     """
+    where = "WHERE seq >= ? AND seq < ? ORDER BY seq"
     events = _rows(
-        uow, f"SELECT {EVENT_LOG_COLUMNS} FROM audit_events WHERE seq < ? ORDER BY seq", size
+        raw, dialect, f"SELECT {EVENT_LOG_COLUMNS} FROM audit_events {where}", (start, stop)
     )
     event = next(events, None)
     for row in _rows(
-        uow, f"SELECT {TRANSFER_LOG_COLUMNS} FROM transfers WHERE seq < ? ORDER BY seq", size
+        raw, dialect, f"SELECT {TRANSFER_LOG_COLUMNS} FROM transfers {where}", (start, stop)
     ):
         seq = row[0]
         while event is not None and event[0] < seq:
@@ -174,6 +177,14 @@ def log_rows(uow: UnitOfWork, size: int) -> Iterator[tuple[Any, ...]]:
     while event is not None:
         yield event[0], 1, event
         event = next(events, None)
+
+
+SEQ_MIN: Final = -(2**62)
+
+
+def log_rows(uow: UnitOfWork, size: int) -> Iterator[tuple[Any, ...]]:
+    """Every log row below ``size`` (tampered negative ones too), in seq order."""
+    return log_rows_between(uow.raw, uow.dialect, SEQ_MIN, size)
 
 
 def leaf_hashes(uow: UnitOfWork, size: int) -> list[bytes]:

@@ -9,16 +9,26 @@ and signature. The first bad record is named in the ``IntegrityError``.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing as mp
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from duowei.audit import checkpoint as cp
 from duowei.audit import merkle
-from duowei.audit.log import leaf_data_of, leaf_hashes, lock_head, log_rows, transfer_leaf_data
+from duowei.audit.log import (
+    SEQ_MIN,
+    leaf_data_of,
+    leaf_hashes,
+    lock_head,
+    log_rows,
+    log_rows_between,
+    transfer_leaf_data,
+)
 from duowei.clock import Clock, to_micros
 from duowei.db import Database, UnitOfWork
 from duowei.errors import IntegrityError, InvalidInput, NotFound
@@ -121,14 +131,10 @@ def transfer_seq(uow: UnitOfWork, transfer_id: str) -> int:
 
 def leaf_at(uow: UnitOfWork, seq: int) -> bytes:
     """The raw leaf data of log entry ``seq``, rebuilt from its row."""
-    for seq_found, tag, row in log_rows_between(uow, seq, seq + 1):
+    for seq_found, tag, row in log_rows_between(uow.raw, uow.dialect, seq, seq + 1):
         assert seq_found == seq
         return leaf_data_of(tag, row)
     raise NotFound(f"no log entry {seq}")
-
-
-def log_rows_between(uow: UnitOfWork, start: int, stop: int) -> list[tuple[Any, ...]]:
-    return [item for item in log_rows(uow, stop) if item[0] >= start]
 
 
 def inclusion_for(uow: UnitOfWork, seq: int, tree_size: int) -> list[bytes]:
@@ -145,88 +151,125 @@ def _fail(seq: int, tag: int, row: tuple[Any, ...], why: str) -> IntegrityError:
     return IntegrityError(f"log entry {seq} ({what}): {why}")
 
 
-def _derive_balances(
-    row: tuple[Any, ...], balances: dict[int, list[int]], holds: dict[str, list[int]]
-) -> None:
-    """Apply one transfer to re-derived counters: [dp, dpo, cp, cpo] per account."""
-    _seq, tid, debit, credit, amount, _ledger, _code, flags, pending_id = row[:9]
-    d = balances.setdefault(debit, [0, 0, 0, 0])
-    c = balances.setdefault(credit, [0, 0, 0, 0])
-    if flags & _PENDING:
-        d[0] += amount
-        c[2] += amount
-        holds[tid] = [amount, int(PendingState.PENDING)]
-    elif flags & (_POST | _RELEASE):
-        hold = holds.get(pending_id)
-        if hold is None or hold[1] != PendingState.PENDING:
-            raise IntegrityError(f"transfer {tid!r} resolves {pending_id!r}, which is not open")
-        d[0] -= hold[0]
-        c[2] -= hold[0]
-        if flags & _POST:
-            d[1] += amount
-            c[3] += amount
-            hold[1] = int(PendingState.POSTED)
-        else:
-            hold[1] = int(
-                PendingState.EXPIRED
-                if flags & TransferFlags.EXPIRE_PENDING
-                else PendingState.VOIDED
-            )
-    else:
-        d[1] += amount
-        c[3] += amount
-
-
 _MERKLE_CHUNK: Final = 65_536
+# Below this many leaves a second process costs more than it saves.
+PARALLEL_LEAVES_MIN: Final = 200_000
 
 
 class _Walk:
-    """State of the in-order walk over the log (see ``_check_entries``)."""
+    """State of the in-order walk over (a range of) the log; see ``_walk``.
 
-    def __init__(self, checkpoints: list[StoredCheckpoint]) -> None:
+    Balances are [debits pending, debits posted, credits pending, credits posted] per account,
+    holds [amount, state] per pending transfer. A walk that starts mid-log meets resolutions of
+    holds opened before its range: it keeps them in ``foreign`` for ``_settle_foreign``.
+    """
+
+    def __init__(
+        self,
+        checkpoints: list[StoredCheckpoint],
+        *,
+        start: int = 0,
+        chain: bytes = bytes(32),
+        compact: merkle.CompactRange | None = None,
+    ) -> None:
         self.balances: dict[int, list[int]] = {}
         self.holds: dict[str, list[int]] = {}
-        self.compact = merkle.CompactRange()
-        self.pending_leaves: list[bytes] = []
-        self.checkpoints = iter(checkpoints)
+        self.foreign: list[tuple[str, str, int, int, int, int]] = []
+        self.compact = compact
+        self.leaves: list[bytes] = []
+        self.checkpoints = iter(cp for cp in checkpoints if cp.size > start or start == 0)
         self.next_cp = next(self.checkpoints, None)
-        self.chain = bytes(32)
-        self.expected = self.transfers = self.events = 0
+        self.start = start
+        self.chain = chain
+        self.expected = start
+        self.transfers = self.events = 0
 
     def flush(self) -> None:
         """Fold collected leaf hashes into the Merkle range; check checkpoints reached."""
-        self.compact.extend(self.pending_leaves)
-        self.pending_leaves = []
+        if self.compact is None:
+            return  # a suffix walk folds its leaves in later (``fold_into``)
+        self.compact.extend(self.leaves)
+        self.leaves = []
         while self.next_cp is not None and self.next_cp.size == self.expected:
             _check_checkpoint_root(self.next_cp, self.compact)
             self.next_cp = next(self.checkpoints, None)
+
+    def fold_into(self, compact: merkle.CompactRange) -> None:
+        """Continue the Merkle range of the entries before this walk, checking checkpoints."""
+        self.compact = compact
+        leaves, self.leaves, end = self.leaves, [], self.expected
+        self.expected = self.start
+        while leaves:
+            stop = self.stop_at() - self.expected
+            self.leaves, leaves = leaves[:stop], leaves[stop:]
+            self.expected += len(self.leaves)
+            self.flush()
+        assert self.expected == end
+        self.flush()
 
     def stop_at(self) -> int:
         """The entry count at which to flush next: a checkpoint, or a full chunk."""
         chunk_end = self.expected + _MERKLE_CHUNK
         return chunk_end if self.next_cp is None else min(self.next_cp.size, chunk_end)
 
+    def derive(self, row: tuple[Any, ...]) -> None:
+        """Apply one transfer to the re-derived balances and holds."""
+        _seq, tid, debit, credit, amount, _ledger, _code, flags, pending_id = row[:9]
+        d = self.balances.setdefault(debit, [0, 0, 0, 0])
+        c = self.balances.setdefault(credit, [0, 0, 0, 0])
+        if flags & _PENDING:
+            d[0] += amount
+            c[2] += amount
+            self.holds[tid] = [amount, int(PendingState.PENDING)]
+        elif flags & (_POST | _RELEASE):
+            hold = self.holds.get(pending_id)
+            if hold is None and self.start > 0:
+                self.foreign.append((tid, pending_id, debit, credit, amount, flags))
+                return
+            _resolve(tid, pending_id, hold, d, c, amount, flags)
+        else:
+            d[1] += amount
+            c[3] += amount
 
-def _check_entries(
-    uow: UnitOfWork, checkpoints: list[StoredCheckpoint], *, derive: bool = True
-) -> _Walk:
-    """Walk the log in order: re-hash, check links and checkpoints' roots, derive balances.
+
+def _resolve(
+    tid: str,
+    pending_id: str,
+    hold: list[int] | None,
+    d: list[int],
+    c: list[int],
+    amount: int,
+    flags: int,
+) -> None:
+    if hold is None or hold[1] != PendingState.PENDING:
+        raise IntegrityError(f"transfer {tid!r} resolves {pending_id!r}, which is not open")
+    d[0] -= hold[0]
+    c[2] -= hold[0]
+    if flags & _POST:
+        d[1] += amount
+        c[3] += amount
+        hold[1] = int(PendingState.POSTED)
+    elif flags & TransferFlags.EXPIRE_PENDING:
+        hold[1] = int(PendingState.EXPIRED)
+    else:
+        hold[1] = int(PendingState.VOIDED)
+
+
+def _walk(rows: Iterator[tuple[Any, ...]], w: _Walk) -> _Walk:
+    """Re-hash every row, check every link and the sequence, derive balances.
 
     The loop is the verifier's hot path (every leaf of the book), so it is written flat.
     """
-    w = _Walk(checkpoints)
     w.flush()
     stop = w.stop_at()
     sha = _sha256
     chain = w.chain
-    leaves = w.pending_leaves
-    for seq, tag, row in log_rows(uow, _SEQ_ALL):
+    for seq, tag, row in rows:
         if seq != w.expected:
             raise _fail(seq, tag, row, f"expected entry {w.expected}: entries missing or moved")
         if tag == 0:
             data = transfer_leaf_data(*row[:12])
-            if derive:
-                _derive_balances(row, w.balances, w.holds)
+            w.derive(row)
             w.transfers += 1
         else:
             data = leaf_data_of(tag, row)
@@ -237,19 +280,28 @@ def _check_entries(
         chain = sha(chain + leaf).digest()
         if chain != row[-1]:
             raise _fail(seq, tag, row, "broken chain link: an entry before it changed or moved")
-        leaves.append(leaf)
+        w.leaves.append(leaf)
         w.expected += 1
-        if w.expected == stop:
+        if w.expected == stop and w.compact is not None:
             w.flush()
-            leaves = w.pending_leaves
             stop = w.stop_at()
     w.chain = chain
     w.flush()
+    return w
+
+
+def _check_no_checkpoint_beyond(w: _Walk) -> None:
     if w.next_cp is not None:
         raise IntegrityError(
             f"checkpoint of size {w.next_cp.size} is beyond the log's {w.expected} entries: "
             "entries were deleted"
         )
+
+
+def _check_entries(uow: UnitOfWork, checkpoints: list[StoredCheckpoint]) -> _Walk:
+    """Walk the whole log in one pass."""
+    w = _walk(log_rows(uow, _SEQ_ALL), _Walk(checkpoints, compact=merkle.CompactRange()))
+    _check_no_checkpoint_beyond(w)
     return w
 
 
@@ -308,8 +360,7 @@ def _check_signed_checkpoints(
     return checkpoints
 
 
-def _check_head(uow: UnitOfWork, walk: _Walk) -> None:
-    size, head_chain = lock_head(uow, lock=False)
+def _check_head(size: int, head_chain: bytes, walk: _Walk) -> None:
     if walk.expected != size or walk.chain != head_chain:
         raise IntegrityError(
             f"the log head says {size} entries but {walk.expected} are stored, or its last link "
@@ -336,25 +387,28 @@ def _report(
 def verify_log(
     uow: UnitOfWork, verifier: cp.NoteVerifier | None, origin: str | None = None
 ) -> VerifyReport:
-    """Verify everything inside one unit of work (balances re-derived in Python, leaf by leaf);
-    raise ``IntegrityError`` naming the first bad record."""
+    """Verify everything inside one unit of work, in one pass; raise ``IntegrityError``
+    naming the first bad record."""
     started = time.perf_counter()
     checkpoints = _check_signed_checkpoints(uow, verifier, origin)
     walk = _check_entries(uow, checkpoints)
-    _check_head(uow, walk)
+    _check_head(*lock_head(uow, lock=False), walk)
     accounts = _check_accounts(uow, walk.balances)
     _check_holds(uow, walk.holds)
     return _report(walk, accounts, checkpoints, started)
 
 
 def verify_database(
-    db: Database, verifier: cp.NoteVerifier | None, origin: str | None = None
+    db: Database,
+    verifier: cp.NoteVerifier | None,
+    origin: str | None = None,
+    *,
+    parallel_leaves_min: int = PARALLEL_LEAVES_MIN,
 ) -> VerifyReport:
-    """``verify_log`` on two cores: a second connection re-derives the balances and holds in
-    SQL (the database's own code, outside Python's lock) while this thread re-hashes the log.
-
-    Both read one state: SQLite's write lock (``BEGIN IMMEDIATE``) keeps writers out, and on
-    PostgreSQL the second transaction imports this one's snapshot.
+    """``verify_log`` on two cores for a large log: a second process walks the first half of
+    the log while this one walks the second, then the halves are joined (chain, Merkle range,
+    balances, holds). Both read one state: SQLite's write lock (``BEGIN IMMEDIATE``) keeps
+    writers out, and on PostgreSQL the second process imports this transaction's snapshot.
     """
     started = time.perf_counter()
     with db.transaction() as uow:
@@ -364,71 +418,108 @@ def verify_database(
             row = uow.fetchone("SELECT pg_export_snapshot()")
             assert row is not None
             snapshot = str(row[0])
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            derived = pool.submit(_derive_on_second_connection, db, snapshot)
-            checkpoints = _check_signed_checkpoints(uow, verifier, origin)
-            walk = _check_entries(uow, checkpoints, derive=False)
-            _check_head(uow, walk)
-            balances, holds = derived.result()
-        accounts = _check_accounts(uow, balances)
-        _check_holds(uow, holds)
+        checkpoints = _check_signed_checkpoints(uow, verifier, origin)
+        size, head_chain = lock_head(uow, lock=False)
+        if size < max(parallel_leaves_min, 2):
+            walk = _check_entries(uow, checkpoints)
+        else:
+            walk = _walk_in_two(db.url, uow, snapshot, checkpoints, size // 2)
+        _check_head(size, head_chain, walk)
+        accounts = _check_accounts(uow, walk.balances)
+        _check_holds(uow, walk.holds)
     return _report(walk, accounts, checkpoints, started)
 
 
-_POSTING: Final = "(flags & 26) = 0"  # single-phase or post: flags has none of 2, 8, 16
-_OPEN_HOLD: Final = (
-    "(p.flags & 2) <> 0 AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = p.id)"
-)
-_DERIVE_BALANCES: Final = f"""
-SELECT account, SUM(dp), SUM(dpo), SUM(cp), SUM(cpo) FROM (
-  SELECT debit_account_id AS account, 0 AS dp, amount_fen AS dpo, 0 AS cp, 0 AS cpo
-    FROM transfers WHERE {_POSTING}
-  UNION ALL SELECT credit_account_id, 0, 0, 0, amount_fen FROM transfers WHERE {_POSTING}
-  UNION ALL SELECT p.debit_account_id, p.amount_fen, 0, 0, 0 FROM transfers p WHERE {_OPEN_HOLD}
-  UNION ALL SELECT p.credit_account_id, 0, 0, p.amount_fen, 0 FROM transfers p WHERE {_OPEN_HOLD}
-) AS moves GROUP BY account
-"""
-_DERIVE_HOLDS: Final = """
-SELECT p.id, p.amount_fen, r.flags FROM transfers p
-  LEFT JOIN transfers r ON r.pending_id = p.id WHERE (p.flags & 2) <> 0
-"""
-_BAD_RESOLUTIONS: Final = """
-SELECT r.id, r.pending_id FROM transfers r LEFT JOIN transfers p ON p.id = r.pending_id
- WHERE r.pending_id IS NOT NULL AND (p.id IS NULL OR (p.flags & 2) = 0 OR p.seq > r.seq)
-UNION ALL
-SELECT MIN(id), pending_id FROM transfers WHERE pending_id IS NOT NULL
- GROUP BY pending_id HAVING COUNT(*) > 1
-"""
+_PrefixResult = tuple[
+    tuple[int, tuple[bytes, ...]], bytes, int, int, dict[int, list[int]], dict[str, list[int]]
+]
 
 
-def _hold_state(resolution_flags: int | None) -> int:
-    if resolution_flags is None:
-        return int(PendingState.PENDING)
-    if resolution_flags & _POST:
-        return int(PendingState.POSTED)
-    if resolution_flags & TransferFlags.EXPIRE_PENDING:
-        return int(PendingState.EXPIRED)
-    return int(PendingState.VOIDED)
-
-
-def _derive_on_second_connection(
-    db: Database, snapshot: str | None
-) -> tuple[dict[int, list[int]], dict[str, list[int]]]:
+def _walk_prefix(
+    url: str, snapshot: str | None, stop: int, checkpoints: list[StoredCheckpoint]
+) -> _PrefixResult:
+    """The second process: walk the entries below ``stop`` on a connection of its own."""
+    db = Database(url, pool_size=1)
     raw = db.engine.raw_connection()
     try:
-        cur = raw.cursor()
+        dialect = db.dialect
         if snapshot is not None:
+            cur = raw.cursor()
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-        cur.execute(_BAD_RESOLUTIONS)
-        bad = cur.fetchone()
-        if bad is not None:
-            raise IntegrityError(f"transfer {bad[0]!r} resolves {bad[1]!r}, which is not open")
-        cur.execute(_DERIVE_BALANCES)
-        balances = {int(r[0]): [int(v) for v in r[1:]] for r in cur.fetchall()}
-        cur.execute(_DERIVE_HOLDS)
-        holds = {str(r[0]): [int(r[1]), _hold_state(r[2])] for r in cur.fetchall()}
-        return balances, holds
+        w = _Walk(checkpoints, compact=merkle.CompactRange())
+        _walk(log_rows_between(raw, dialect, SEQ_MIN, stop), w)
+        compact = w.compact
+        assert compact is not None
+        state = (compact.size, compact.nodes)
+        return state, w.chain, w.transfers, w.events, w.balances, w.holds
     finally:
         raw.rollback()
         raw.close()
+        db.dispose()
+
+
+def _walk_in_two(
+    url: str,
+    uow: UnitOfWork,
+    snapshot: str | None,
+    checkpoints: list[StoredCheckpoint],
+    middle: int,
+) -> _Walk:
+    """Walk [.., middle) in a second process and [middle, ..) here; join the two."""
+    first_half = [c for c in checkpoints if c.size <= middle]
+    before = uow.fetchone(
+        "SELECT chain_hash FROM transfers WHERE seq = ? UNION ALL "
+        "SELECT chain_hash FROM audit_events WHERE seq = ?",
+        (middle - 1, middle - 1),
+    )
+    context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        prefix = pool.submit(_walk_prefix, url, snapshot, middle, first_half)
+        # The link into the second half is the first half's last stored chain hash; the
+        # other process checks that this stored value is the true chain up to there.
+        start_chain = bytes(before[0]) if before is not None else bytes(32)
+        tail = _Walk(checkpoints, start=middle, chain=start_chain)
+        tail_error: IntegrityError | None = None
+        try:
+            _walk(log_rows_between(uow.raw, uow.dialect, middle, _SEQ_ALL), tail)
+        except IntegrityError as exc:
+            tail_error = exc  # the first half's error, if any, comes first
+        (size, nodes), chain, transfers, events, balances, holds = prefix.result()
+    # Report the earliest problem: the first half's, then the join, then the second half's.
+    if size != middle or before is None:
+        raise IntegrityError(f"log entry {size}: missing (expected entries up to {middle - 1})")
+    if chain != start_chain:
+        raise IntegrityError(f"log entry {middle - 1}: its stored chain link is not the chain")
+    if tail_error is not None:
+        raise tail_error
+    return _join(
+        tail, merkle.CompactRange.from_state(size, nodes), transfers, events, balances, holds
+    )
+
+
+def _join(
+    tail: _Walk,
+    compact: merkle.CompactRange,
+    transfers: int,
+    events: int,
+    balances: dict[int, list[int]],
+    holds: dict[str, list[int]],
+) -> _Walk:
+    """The second half continues the first: Merkle range, counts, balances, holds."""
+    tail.fold_into(compact)
+    _check_no_checkpoint_beyond(tail)
+    tail.transfers += transfers
+    tail.events += events
+    for account_id, delta in tail.balances.items():
+        total = balances.setdefault(account_id, [0, 0, 0, 0])
+        for i in range(4):
+            total[i] += delta[i]
+    for hold_id, hold in tail.holds.items():
+        holds[hold_id] = hold
+    for tid, pending_id, debit, credit, amount, flags in tail.foreign:
+        d = balances.setdefault(debit, [0, 0, 0, 0])
+        c = balances.setdefault(credit, [0, 0, 0, 0])
+        _resolve(tid, pending_id, holds.get(pending_id), d, c, amount, flags)
+    tail.balances, tail.holds = balances, holds
+    return tail
