@@ -157,7 +157,7 @@ def test_cli_runs_the_shards_and_flags_one_that_does_not_reconcile(
     from duowei.cli import get_app
 
     urls = _shard_databases(tmp_path, clock, {"a": (0, 40), "b": (40, 100)})
-    args = ["risk", "eod-shards", "--date", DAY.isoformat(), "--backend", "serial", "--json"]
+    args = ["eod", "run", "--date", DAY.isoformat(), "--backend", "serial", "--json"]
     out = CliRunner().invoke(get_app(), [*args, "--shard-db", urls["a"], "--shard-db", urls["b"]])
     assert out.exit_code == 2, out.output
     doc = json.loads(out.output)

@@ -8,6 +8,7 @@ sub-ledger vs GL reconciliation, and exits 2 if any line differs.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, time
 from typing import Annotated, Any
 
@@ -64,10 +65,34 @@ def _parse_date(text: str) -> date:
 def run(
     business_date: Annotated[str, typer.Option("--date", help="Business date, YYYY-MM-DD")],
     db: DbOption = None,
+    shard_db: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shard-db",
+            help="Run on these shard databases in parallel instead (repeat per shard).",
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="With --shard-db: a Dask scheduler tcp://HOST:PORT (or $DUOWEI_DASK_SCHEDULER); "
+            "else a local process pool."
+        ),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="With --shard-db: processes, dask or serial.")
+    ] = "processes",
     as_json: JsonOption = False,
 ) -> None:
-    """Run the end-of-day of one business date (idempotent, restartable)."""
+    """Run the end-of-day of one business date (idempotent, restartable).
+
+    With --shard-db, every shard database runs its end-of-day in parallel: on a Dask cluster when
+    --cluster or DUOWEI_DASK_SCHEDULER is given, on a local process pool otherwise.
+    """
     on = _parse_date(business_date)
+    if shard_db:
+        _run_shards(on, shard_db, backend=backend, cluster=cluster, as_json=as_json)
+        return
     database = database_for(settings_for(db))
     clock = FixedClock(datetime.combine(on, EOD_TIME, tzinfo=BUSINESS_TZ))
     try:
@@ -94,6 +119,34 @@ def run(
                 f"  {line['line']:<22} sub-ledger {line['subledger']:>18}  "
                 f"ledger {line['ledger']:>18}  {mark}"
             )
+    if not result.reconciled:
+        raise typer.Exit(2)
+
+
+def _run_shards(
+    on: date, urls: list[str], *, backend: str, cluster: str | None, as_json: bool
+) -> None:
+    """Every shard's end-of-day in parallel; exits 2 if a shard does not reconcile."""
+    from duowei.scale.eod import run_eod_on_shards
+
+    try:
+        result = run_eod_on_shards(urls, on, backend=backend, cluster=cluster)
+    except DuoweiError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    payload = {
+        "business_date": on.isoformat(),
+        "accounts_run": result.accounts_run,
+        "reconciled": result.reconciled,
+        "shards": [dataclasses.asdict(s) for s in result.shards],
+    }
+    if as_json:
+        print_json(payload)
+    else:
+        state = "reconciled" if result.reconciled else "NOT reconciled"
+        typer.echo(
+            f"end-of-day {on} on {len(urls)} shards: {result.accounts_run} accounts, {state}"
+        )
     if not result.reconciled:
         raise typer.Exit(2)
 

@@ -261,37 +261,3 @@ def provision_run(
             )
     if not result.reconciled:
         raise typer.Exit(2)
-
-
-@app.command("eod-shards")
-def eod_shards(
-    business_date: Annotated[str, typer.Option("--date", help="business date, YYYY-MM-DD")],
-    shard_db: Annotated[
-        list[str], typer.Option("--shard-db", help="a shard's database URL (repeat per shard)")
-    ],
-    backend: Annotated[str, typer.Option(help="serial, processes, dask")] = "processes",
-    workers: Annotated[int, typer.Option()] = 2,
-    cluster: Annotated[
-        str | None, typer.Option(help="tcp://HOST:PORT (or DUOWEI_DASK_SCHEDULER)")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Run the end-of-day of every shard database in parallel (a Dask cluster when --cluster or
-    DUOWEI_DASK_SCHEDULER is given); exits 2 if a shard does not reconcile."""
-    from duowei.scale.eod import run_eod_on_shards
-
-    on = _date(business_date, "--date")
-    try:
-        result = run_eod_on_shards(shard_db, on, backend=backend, workers=workers, cluster=cluster)
-    except DuoweiError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    payload = {
-        "business_date": on.isoformat(),
-        "accounts_run": result.accounts_run,
-        "reconciled": result.reconciled,
-        "shards": [dataclasses.asdict(s) for s in result.shards],
-    }
-    _emit(payload, as_json)
-    if not result.reconciled:
-        raise typer.Exit(2)
