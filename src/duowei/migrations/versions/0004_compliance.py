@@ -18,6 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from duowei.migrations.guards import append_only
+
 revision = "0004"
 down_revision = "0001"
 branch_labels = None
@@ -120,12 +122,7 @@ _PEOPLE_GUARD = (
 
 
 def _sqlite_triggers() -> list[str]:
-    statements = [
-        f"CREATE TRIGGER {t}_no_{o} BEFORE {o.upper()} ON {t} "
-        f"BEGIN SELECT RAISE(ABORT, '{t} are append-only: {o} refused'); END"
-        for t in _APPEND_ONLY
-        for o in ("update", "delete")
-    ]
+    statements = append_only("sqlite", _APPEND_ONLY, why="")
     statements += [
         "CREATE TRIGGER people_no_delete BEFORE DELETE ON people "
         "BEGIN SELECT RAISE(ABORT, 'people are anonymized, never deleted'); END",
@@ -141,17 +138,7 @@ def _sqlite_triggers() -> list[str]:
 
 
 def _pg_triggers() -> list[str]:
-    # duowei_refuse() comes from migration 0001.
-    statements = []
-    for t in _APPEND_ONLY:
-        statements.append(
-            f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW "
-            "EXECUTE FUNCTION duowei_refuse('rows are never changed or removed')"
-        )
-        statements.append(
-            f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} FOR EACH STATEMENT "
-            "EXECUTE FUNCTION duowei_refuse('rows are never removed')"
-        )
+    statements = append_only("postgresql", _APPEND_ONLY, why="rows are never changed or removed")
     statements += [
         "CREATE TRIGGER people_no_delete BEFORE DELETE ON people FOR EACH ROW "
         "EXECUTE FUNCTION duowei_refuse('people are anonymized, never deleted')",

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from duowei.migrations.guards import append_only
+
 revision = "0005"
 down_revision = "0001"
 branch_labels = None
@@ -128,23 +130,7 @@ def _other_tables() -> None:
 
 
 def _triggers(dialect: str) -> list[str]:
-    if dialect == "sqlite":
-        return [
-            f"CREATE TRIGGER {t}_no_{o} BEFORE {o.upper()} ON {t} "
-            f"BEGIN SELECT RAISE(ABORT, '{t} are append-only: {o} refused'); END"
-            for t in _APPEND_ONLY
-            for o in ("update", "delete")
-        ]
-    # duowei_refuse() comes from revision 0001.
-    return [
-        f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW "
-        "EXECUTE FUNCTION duowei_refuse('funding history is append-only')"
-        for t in _APPEND_ONLY
-    ] + [
-        f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} FOR EACH STATEMENT "
-        "EXECUTE FUNCTION duowei_refuse('funding history is never removed')"
-        for t in _APPEND_ONLY
-    ]
+    return append_only(dialect, _APPEND_ONLY, why="funding history is append-only")
 
 
 def upgrade() -> None:
