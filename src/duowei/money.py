@@ -142,6 +142,14 @@ def format_amount(amount_fen: int) -> str:
     return f"{sign}{yuan}.{fen:02d}"
 
 
+def format_amount_grouped(amount_fen: int) -> str:
+    """Fen as yuan for people to read, thousands grouped: ``1773866905 -> "17,738,669.05"``."""
+    assert isinstance(amount_fen, int) and not isinstance(amount_fen, bool)
+    sign = "-" if amount_fen < 0 else ""
+    yuan, fen = divmod(abs(amount_fen), FEN_PER_YUAN)
+    return f"{sign}{yuan:,}.{fen:02d}"
+
+
 def to_decimal(amount_fen: int) -> Decimal:
     """Fen as a ``Decimal`` number of yuan, for display and reports."""
     return Decimal(amount_fen).scaleb(-DECIMAL_PLACES)

@@ -144,3 +144,11 @@ def test_the_business_clock_moves_only_forward_when_told() -> None:
     now = clock.now()
     assert from_micros(to_micros(now)) == now
     assert to_micros(datetime(1970, 1, 1, tzinfo=UTC)) == 0
+
+
+def test_grouped_formatting_for_people() -> None:
+    from duowei.money import format_amount_grouped
+
+    assert format_amount_grouped(1_773_866_905) == "17,738,669.05"
+    assert format_amount_grouped(-5) == "-0.05"
+    assert format_amount_grouped(100_000) == "1,000.00"

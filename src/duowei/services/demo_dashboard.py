@@ -11,7 +11,7 @@ from typing import Any, Final
 import numpy as np
 
 from duowei.funding import feasibility as fz
-from duowei.money import format_amount
+from duowei.money import format_amount, format_amount_grouped
 from duowei.portfolio import analytics
 from duowei.portfolio import figures as portfolio_figures
 from duowei.reports import figures as fig
@@ -91,15 +91,15 @@ def _kpis(run: BookRun, extras: Extras) -> tuple[Kpi, ...]:
         ("approval rate", f"{c['decision_approve'] / max(applied, 1):.1%}"),
         ("credit-pay lines", f"{c['lines_opened']:,}"),
         ("checkouts captured", f"{c['purchases']:,}"),
-        ("purchases (yuan)", format_amount(run.flows_fen["purchases"])),
+        ("purchases (yuan)", format_amount_grouped(run.flows_fen["purchases"])),
         ("cash loans drawn", f"{c['cash_loans']:,}"),
-        ("cash loans (yuan)", format_amount(run.flows_fen["cash_loans"])),
-        ("repaid (yuan)", format_amount(run.flows_fen["repaid"])),
-        ("receivables at the end (yuan)", format_amount(balance)),
+        ("cash loans (yuan)", format_amount_grouped(run.flows_fen["cash_loans"])),
+        ("repaid (yuan)", format_amount_grouped(run.flows_fen["repaid"])),
+        ("receivables at the end (yuan)", format_amount_grouped(balance)),
         ("30+ DPD share of balance", f"{late / max(balance, 1):.2%}"),
         ("accounts charged off", f"{c['charged_off']:,}"),
-        ("loss allowance (yuan)", format_amount(provision)),
-        ("ABS pool sold (yuan)", format_amount(extras.abs_outcome.pool_fen)),
+        ("loss allowance (yuan)", format_amount_grouped(provision)),
+        ("ABS pool sold (yuan)", format_amount_grouped(extras.abs_outcome.pool_fen)),
         ("audit leaves verified", f"{extras.audit['verified_leaves']:,}"),
     ]
     return tuple(Kpi(k, v) for k, v in values)
