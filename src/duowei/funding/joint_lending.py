@@ -17,7 +17,7 @@ partner), ``income:interest:platform``, ``income:fees:platform``, ``income:servi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -141,3 +141,86 @@ def total_by_account(postings: Sequence[Posting]) -> dict[str, int]:
         totals[p.debit] = totals.get(p.debit, 0) + p.amount_fen
         totals[p.credit] = totals.get(p.credit, 0) - p.amount_fen
     return totals
+
+
+# -- after disbursement: each funder's share of a loan's collections and losses --------------
+
+
+@dataclass(frozen=True, slots=True)
+class FunderShare:
+    """One funder's part of one event (a collection or a charge-off) on a joint loan.
+
+    ``servicing_fee_fen`` is what the platform keeps out of a partner's interest; the partner
+    is paid ``paid_fen``. The platform's own row carries no fee and is paid nothing.
+    """
+
+    funder: str
+    principal_fen: int
+    interest_fen: int
+    fees_fen: int
+    servicing_fee_fen: int = 0
+    loss_fen: int = 0
+
+    @property
+    def paid_fen(self) -> int:
+        if self.funder == PLATFORM:
+            return 0
+        return self.principal_fen + self.interest_fen + self.fees_fen - self.servicing_fee_fen
+
+
+def principal_repaid_to_date(
+    funded: Sequence[tuple[str, int]], repaid_fen: int
+) -> tuple[tuple[str, int], ...]:
+    """Each funder's cumulative share of ``repaid_fen`` of a loan funded as ``funded``.
+
+    Partners get ``floor(repaid * funded_k / total)``, the platform the rest. Cumulative (not
+    event by event) so that rounding never drifts: a partner's part never decreases as more is
+    repaid, never exceeds what it funded, and equals it exactly once the loan is repaid.
+    Principal beyond the funded total (interest capitalized by a reschedule) is the platform's.
+    """
+    total = sum(part for _, part in funded)
+    assert total > 0 and funded[0][0] == PLATFORM, "a joint loan funded by the platform first"
+    check_fen(repaid_fen, allow_zero=True)
+    covered = min(repaid_fen, total)
+    partners = [(name, covered * part // total) for name, part in funded[1:]]
+    return ((PLATFORM, repaid_fen - sum(p for _, p in partners)), *partners)
+
+
+def collection_shares(
+    terms: JointTerms,
+    *,
+    funded: Sequence[tuple[str, int]],
+    repaid_before_fen: int,
+    principal_fen: int,
+    interest_fen: int,
+    fees_fen: int,
+) -> tuple[FunderShare, ...]:
+    """Split one collection: principal by the cumulative rule above, interest and fees by the
+    shares (largest remainders); each partner's servicing fee is on its interest, half-up."""
+    for amount in (principal_fen, interest_fen, fees_fen):
+        check_fen(amount, allow_zero=True)
+    before = dict(principal_repaid_to_date(funded, repaid_before_fen))
+    after = dict(principal_repaid_to_date(funded, repaid_before_fen + principal_fen))
+    interest = dict(split_fen(terms, interest_fen))
+    fees = dict(split_fen(terms, fees_fen))
+    rate = Fraction(terms.servicing_fee_rate)
+    out = []
+    for name, _ in funded:
+        i = interest[name]
+        fee = 0 if name == PLATFORM else round_half_up_fraction(Fraction(i) * rate)
+        out.append(FunderShare(name, after[name] - before[name], i, fees[name], fee))
+    return tuple(out)
+
+
+def loss_shares(
+    funded: Sequence[tuple[str, int]], repaid_fen: Mapping[str, int]
+) -> tuple[FunderShare, ...]:
+    """At charge-off each funder loses what it funded and was not repaid: its whole
+    outstanding share, so that funded - repaid - losses is zero for every funder."""
+    out = []
+    for name, part in funded:
+        loss = part - repaid_fen.get(name, 0)
+        if name != PLATFORM and loss < 0:
+            raise InvalidInput(f"{name} was repaid more than it funded")
+        out.append(FunderShare(name, 0, 0, 0, 0, max(loss, 0)))
+    return tuple(out)

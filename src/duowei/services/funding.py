@@ -15,7 +15,9 @@ before every funding action. One database transaction per use case.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,12 +29,21 @@ from duowei.clock import Clock
 from duowei.db import Database, UnitOfWork
 from duowei.errors import InvalidInput, NotFound
 from duowei.funding import facilities
-from duowei.funding.joint_lending import PLATFORM, JointTerms, split_fen
+from duowei.funding.joint_lending import (
+    PLATFORM,
+    FunderShare,
+    JointTerms,
+    collection_shares,
+    loss_shares,
+    principal_repaid_to_date,
+    split_fen,
+)
 from duowei.funding.limits import Decision, RuleSetModel, check_action, load_rule_set
 from duowei.ledger.chart import AccountCode, platform_accounts
 from duowei.ledger.ledger import Ledger
 from duowei.ledger.model import TransferRequest
 from duowei.money import check_fen
+from duowei.products.eod import day_number
 from duowei.products.schedule import Method
 from duowei.services.product_store import CNY, Outcome, check_ref, link, plat
 
@@ -47,6 +58,10 @@ class FundingCode:
     BANK_ACCRUAL = 701
     BANK_REPAY = 702
     JOINT_FUNDING = 710
+    JOINT_PRINCIPAL = 711
+    JOINT_INTEREST = 712
+    JOINT_SERVICING = 713
+    JOINT_LOSS = 714
     ABS_NOTES = 720
     ABS_RETAINED = 721
     ABS_RESERVE = 722
@@ -400,6 +415,10 @@ class FundingService:
                 "disbursed_on) VALUES (?,?,?,?,?)",
                 (loan_id, principal_fen, json.dumps(shares), json.dumps(split), today),
             )
+            uow.execute(
+                "INSERT INTO joint_loan_terms (loan_id, servicing_fee_rate) VALUES (?,?)",
+                (loan_id, str(terms.servicing_fee_rate)),
+            )
             detail = {**drawn.detail, "split_fen": dict(split), "partners_fen": partners}
             return Outcome(True, "ok", loan_id, detail)
 
@@ -412,6 +431,17 @@ class FundingService:
             "shares": shares,
         }
         return self._run(kind="joint.draw", ref=loan_id, request=request, act=act)
+
+    def settle_joint(self, *, on: date, ref: str) -> Outcome:
+        """Daily settlement of joint loans: the partners' shares of every collection recorded up
+        to ``on`` and of every charge-off, paid or borne through the ledger in one transaction
+        (``settle_joint_loans``). A day with nothing new settles nothing."""
+
+        def act(uow: UnitOfWork) -> Outcome:
+            detail = settle_joint_loans(uow, self.ledger, on=on, ref=ref)
+            return Outcome(True, "ok", ref, detail)
+
+        return self._run(kind="joint.settle", ref=ref, request={"on": on.isoformat()}, act=act)
 
 
 def _as_date(value: Any) -> date:
@@ -427,3 +457,251 @@ def parse_shares(text: str) -> tuple[tuple[str, Decimal], ...]:
             raise InvalidInput("shares are name=fraction pairs separated by commas")
         out.append((name.strip(), Decimal(share.strip())))
     return tuple(out)
+
+
+# -- joint lending after disbursement: daily settlement and reconciliation ---------------------
+
+# The cash-loan events that collect money (product_events kinds; read, never written here).
+JOINT_COLLECTION_KINDS: Final = ("cl.repay", "cl.payoff", "cl.prepay")
+_PRINCIPAL_COLUMNS: Final = ("principal_fen", "due_principal_fen", "overdue_principal_fen")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,32}")
+
+
+@dataclass(frozen=True, slots=True)
+class JointLoan:
+    loan_id: str
+    terms: JointTerms
+    funded: tuple[tuple[str, int], ...]
+    principal_left_fen: int  # on the product sub-ledger now (all principal columns)
+    charged_off: bool
+
+
+def load_joint_loans(uow: UnitOfWork) -> dict[str, JointLoan]:
+    """Joint loans with their contracted terms and the sub-ledger's principal now."""
+    rows = uow.fetchall(
+        "SELECT j.loan_id, j.shares_json, j.split_json, t.servicing_fee_rate, p.charged_off, "
+        + " + ".join(f"p.{c}" for c in _PRINCIPAL_COLUMNS)
+        + " FROM joint_loans j JOIN joint_loan_terms t ON t.loan_id = j.loan_id "
+        "JOIN cash_loans c ON c.loan_id = j.loan_id JOIN product_accounts p ON p.id = c.account_id "
+        "ORDER BY j.loan_id",
+        (),
+    )
+    out = {}
+    for loan_id, shares, split, rate, charged_off, left in rows:
+        terms = JointTerms(
+            shares=tuple((n, Decimal(v)) for n, v in json.loads(shares)),
+            servicing_fee_rate=Decimal(rate),
+        )
+        funded = tuple((str(n), int(v)) for n, v in json.loads(split))
+        out[str(loan_id)] = JointLoan(str(loan_id), terms, funded, int(left), bool(charged_off))
+    return out
+
+
+def _settled_principal(uow: UnitOfWork) -> dict[str, dict[str, int]]:
+    rows = uow.fetchall(
+        "SELECT loan_id, funder, SUM(principal_fen), SUM(loss_fen) FROM joint_settlements "
+        "GROUP BY loan_id, funder",
+        (),
+    )
+    out: dict[str, dict[str, int]] = {}
+    for loan_id, funder, principal, _loss in rows:
+        out.setdefault(str(loan_id), {})[str(funder)] = int(principal)
+    return out
+
+
+def _split_collection(kind: str, outcome: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(principal, interest, fees) of a collection: a prepayment names its two parts; a
+    repayment's allocation names the state columns it paid (penalty is late interest)."""
+    if kind == "cl.prepay":
+        return int(outcome["principal_fen"]), int(outcome["interest_fen"]), 0
+    principal = interest = fees = 0
+    for column, paid in outcome["paid_fen"].items():
+        if "principal" in column:
+            principal += int(paid)
+        elif "interest" in column or "penalty" in column:
+            interest += int(paid)
+        else:
+            fees += int(paid)
+    return principal, interest, fees
+
+
+def _unsettled_collections(uow: UnitOfWork, on: date) -> list[Any]:
+    marks = ",".join("?" for _ in JOINT_COLLECTION_KINDS)
+    return uow.fetchall(
+        "SELECT c.loan_id, e.kind, e.ref, e.outcome FROM product_events e "
+        "JOIN cash_loans c ON c.account_id = e.account_id "
+        "JOIN joint_loans j ON j.loan_id = c.loan_id "
+        f"WHERE e.kind IN ({marks}) AND e.business_day <= ? AND NOT EXISTS "
+        "(SELECT 1 FROM joint_settlements s WHERE s.event_ref = e.kind || ':' || e.ref) "
+        "ORDER BY e.seq",
+        (*JOINT_COLLECTION_KINDS, day_number(on)),
+    )
+
+
+def joint_events(
+    uow: UnitOfWork, loans: Mapping[str, JointLoan], on: date
+) -> list[tuple[str, str, str, tuple[FunderShare, ...]]]:
+    """(event ref, loan id, kind, shares) of everything not yet settled, in recorded order:
+    collections first, then the charge-offs, whose losses are what the collections left."""
+    repaid = _settled_principal(uow)
+    out: list[tuple[str, str, str, tuple[FunderShare, ...]]] = []
+    for loan_id, kind, ref, outcome in _unsettled_collections(uow, on):
+        loan = loans.get(str(loan_id))
+        if loan is None:
+            continue  # a joint loan drawn before its terms were recorded (revision 0009)
+        principal, interest, fees = _split_collection(str(kind), json.loads(outcome))
+        so_far = repaid.setdefault(loan.loan_id, {})
+        shares = collection_shares(
+            loan.terms,
+            funded=loan.funded,
+            repaid_before_fen=sum(so_far.values()),
+            principal_fen=principal,
+            interest_fen=interest,
+            fees_fen=fees,
+        )
+        for s in shares:
+            so_far[s.funder] = so_far.get(s.funder, 0) + s.principal_fen
+        out.append((f"{kind}:{ref}", loan.loan_id, "collection", shares))
+    lost = {
+        str(r[0]) for r in uow.fetchall("SELECT loan_id FROM joint_settlements WHERE kind = 'loss'")
+    }
+    for loan in loans.values():
+        if loan.charged_off and loan.loan_id not in lost:
+            shares = loss_shares(loan.funded, repaid.get(loan.loan_id, {}))
+            out.append((f"chargeoff:{loan.loan_id}", loan.loan_id, "loss", shares))
+    return out
+
+
+def _partner_key(name: str) -> str:
+    # Transfer ids allow few characters; a partner named otherwise is keyed by a digest.
+    if _SAFE_NAME.fullmatch(name):
+        return name
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def settlement_transfers(
+    run_no: int, events: Sequence[tuple[str, str, str, tuple[FunderShare, ...]]]
+) -> list[TransferRequest]:
+    """The general ledger's side: per partner and run, aggregated like end-of-day's postings.
+
+    principal repaid: joint_funding_payable -> settlement_cash (the partner is paid);
+    interest and fees less the servicing fee: funding_cost -> settlement_cash;
+    the servicing fee kept: funding_cost -> servicing_fee_income;
+    loss borne: joint_funding_payable -> write_off_transferred (end-of-day charged the whole
+    loan to write_off_expense, which must stay equal to the sub-ledger's charge-offs).
+    """
+    totals: dict[str, list[int]] = {}
+    for _ref, _loan, _kind, shares in events:
+        for s in shares:
+            if s.funder == PLATFORM:
+                continue
+            t = totals.setdefault(s.funder, [0, 0, 0, 0])
+            t[0] += s.principal_fen
+            t[1] += s.interest_fen + s.fees_fen - s.servicing_fee_fen
+            t[2] += s.servicing_fee_fen
+            t[3] += s.loss_fen
+    payable, cash, cost = (
+        plat("joint_funding_payable"),
+        plat("settlement_cash"),
+        plat("funding_cost"),
+    )
+    out = []
+    for funder, (principal, net, fee, loss) in sorted(totals.items()):
+        tid = f"jl:{run_no}:{_partner_key(funder)}"
+        legs = (
+            (".p", payable, cash, principal, FundingCode.JOINT_PRINCIPAL),
+            (".i", cost, cash, net, FundingCode.JOINT_INTEREST),
+            (".s", cost, plat("servicing_fee_income"), fee, FundingCode.JOINT_SERVICING),
+            (".l", payable, plat("write_off_transferred"), loss, FundingCode.JOINT_LOSS),
+        )
+        out += [_tr(tid + sfx, d, c, a, code) for sfx, d, c, a, code in legs if a]
+    return out
+
+
+def settle_joint_loans(uow: UnitOfWork, ledger: Ledger, *, on: date, ref: str) -> dict[str, Any]:
+    """One settlement run inside the caller's unit of work; its figures by partner (fen)."""
+    loans = load_joint_loans(uow)
+    events = joint_events(uow, loans, on)
+    row = uow.fetchone("SELECT COALESCE(MAX(run_no), 0) FROM joint_settlement_runs", ())
+    run_no = int(row[0] if row else 0) + 1
+    transfers = settlement_transfers(run_no, events)
+    failed = post(ledger, uow, transfers) if transfers else None
+    if failed:
+        raise RuntimeError(f"joint settlement {ref} refused by the ledger: {failed}")
+    uow.execute(
+        "INSERT INTO joint_settlement_runs (run_no, ref, business_date, events) VALUES (?,?,?,?)",
+        (run_no, ref, on, len(events)),
+    )
+    paid: dict[str, int] = {}
+    for event_ref, loan_id, kind, shares in events:
+        for s in shares:
+            uow.execute(
+                "INSERT INTO joint_settlements (event_ref, funder, run_no, loan_id, kind, "
+                "business_date, principal_fen, interest_fen, fees_fen, servicing_fee_fen, "
+                "loss_fen) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (event_ref, s.funder, run_no, loan_id, kind, on, s.principal_fen,
+                 s.interest_fen, s.fees_fen, s.servicing_fee_fen, s.loss_fen),
+            )  # fmt: skip
+            if s.funder != PLATFORM:
+                paid[s.funder] = paid.get(s.funder, 0) + s.paid_fen
+    return {"run_no": run_no, "events": len(events), "paid_fen": dict(sorted(paid.items()))}
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerPosition:
+    """funded - repaid principal - losses = outstanding share (``breaks`` when not so)."""
+
+    funder: str
+    funded_fen: int
+    repaid_principal_fen: int
+    loss_fen: int
+    outstanding_fen: int  # the funder's share of what the product sub-ledger still holds
+
+    @property
+    def difference_fen(self) -> int:
+        return self.funded_fen - self.repaid_principal_fen - self.loss_fen - self.outstanding_fen
+
+
+@dataclass(frozen=True, slots=True)
+class JointReconciliation:
+    positions: tuple[PartnerPosition, ...]
+    funding_payable_fen: int  # joint_funding_payable's credit balance on the general ledger
+
+    @property
+    def breaks(self) -> tuple[str, ...]:
+        out = [f"{p.funder}: {p.difference_fen:+d} fen" for p in self.positions if p.difference_fen]
+        partners = sum(p.outstanding_fen for p in self.positions if p.funder != PLATFORM)
+        if partners != self.funding_payable_fen:
+            out.append(f"joint_funding_payable {self.funding_payable_fen} != partners {partners}")
+        return tuple(out)
+
+
+def reconcile_joint(uow: UnitOfWork) -> JointReconciliation:
+    """Per funder, from three independent sources: the funded split (joint_loans), the
+    settlements (joint_settlements) and the product sub-ledger's principal now, shared by the
+    cumulative rule; and the partners' total against the general ledger's payable."""
+    loans = load_joint_loans(uow)
+    rows = uow.fetchall(
+        "SELECT funder, SUM(principal_fen), SUM(loss_fen) FROM joint_settlements GROUP BY funder"
+    )
+    settled = {str(f): (int(p), int(lo)) for f, p, lo in rows}
+    funded: dict[str, int] = {}
+    outstanding: dict[str, int] = {}
+    for loan in loans.values():
+        total = sum(part for _, part in loan.funded)
+        repaid = dict(
+            principal_repaid_to_date(loan.funded, max(total - loan.principal_left_fen, 0))
+        )
+        for name, part in loan.funded:
+            funded[name] = funded.get(name, 0) + part
+            left = 0 if loan.charged_off else part - repaid[name]
+            outstanding[name] = outstanding.get(name, 0) + left
+    positions = tuple(
+        PartnerPosition(name, funded[name], *settled.get(name, (0, 0)), outstanding[name])
+        for name in sorted(funded, key=lambda n: (n != PLATFORM, n))
+    )
+    payable = uow.fetchone(
+        "SELECT credits_posted - debits_posted FROM accounts WHERE id = ?",
+        (plat("joint_funding_payable"),),
+    )
+    return JointReconciliation(positions, int(payable[0]) if payable else 0)
