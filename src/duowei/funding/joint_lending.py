@@ -7,6 +7,8 @@ fen; the platform charges each partner a servicing fee on the partner's interest
 
 The functions return ledger postings as plain records (debit account, credit account,
 amount_fen) for the ledger service to post in one transaction; this module writes nothing.
+After disbursement, ``collection_shares`` and ``loss_shares`` give each funder's part of a
+collection or a charge-off for the settlement in ``services/funding.py``.
 Account names:
 ``joint:receivable:<funder>`` (a funder's share of the loan), ``joint:funding:<funder>``
 (cash a funder advanced), ``cash:collections``, ``joint:payable:<partner>`` (owed to a

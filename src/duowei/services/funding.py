@@ -10,7 +10,10 @@ before every funding action. One database transaction per use case.
   commitment fee accrued since the last event (funding_cost -> bank_loans), so the bank_loans
   account always holds exactly what the bank is owed.
 - Joint lending: the loan's disbursement (the cash-loan service's draw) and the partners'
-  funding of their shares post in the same transaction (``JointLendingService.draw``).
+  funding of their shares post in the same transaction (``FundingService.joint_draw``); a
+  daily settlement (``settle_joint``) pays partners their shares of collections less the
+  servicing fee and charges them their shares of charge-offs; ``reconcile_joint`` checks per
+  partner that funded - repaid principal - losses = outstanding share, to the fen.
 """
 
 from __future__ import annotations
