@@ -1,8 +1,9 @@
 """``duowei report``: the monthly credit-bureau batch and regulatory statistics.
 
-Until the loan tables' adapter is wired in, the records come from ``--input`` (JSON; see
-docs/compliance.md). Files go to ``--out``: the bureau XML only sealed (it holds ID numbers)
-plus a masked copy for review; the statistics as JSON, CSV, XLSX and HTML.
+The records come from the live database (the product tables, the provision lines and the
+customer -> person link, through ``services.regulatory``), or from ``--input`` (JSON; see
+docs/compliance.md) when given. Files go to ``--out``: the bureau XML only sealed (it holds ID
+numbers) plus a masked copy for review; the statistics as JSON, CSV, XLSX and HTML.
 """
 
 from __future__ import annotations
@@ -24,11 +25,16 @@ from duowei.compliance.statistics import FundingPosition, LoanPosition, compute_
 from duowei.config import Settings
 from duowei.errors import DuoweiError
 from duowei.privacy.crypto import Keyring, load_or_create_keyring, seal_document
+from duowei.services import regulatory
+from duowei.services.product_store import ProductCatalog
 
 app = typer.Typer(help="Regulatory reports: the credit-bureau batch and monthly statistics.")
 
 MonthOption = Annotated[str, typer.Option("--month", help="Reporting month, YYYY-MM.")]
-InputOption = Annotated[Path, typer.Option("--input", help="Records as JSON (see docs).")]
+InputOption = Annotated[
+    Path | None,
+    typer.Option("--input", help="Records as JSON (see docs); default: the live database."),
+]
 OutOption = Annotated[Path, typer.Option("--out", help="Folder for the report files.")]
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -47,24 +53,35 @@ def _month(value: str) -> str:
     return value
 
 
+def _bureau_input(
+    path: Path,
+) -> tuple[list[cr.CreditAgreement], list[cr.LoanMonth], list[cr.LoanMonth]]:
+    doc = inputs.read_json(path)
+    agreements = inputs.records_from(cr.CreditAgreement, doc.get("agreements", []), "agreements")
+    current = inputs.records_from(cr.LoanMonth, doc.get("current", []), "current")
+    previous = inputs.records_from(cr.LoanMonth, doc.get("previous", []), "previous")
+    return agreements, current, previous
+
+
 @app.command("credit-bureau")
 def credit_bureau(
-    month: MonthOption, input_path: InputOption, out: OutOption = Path("reports"),
+    month: MonthOption, input_path: InputOption = None, out: OutOption = Path("reports"),
     db: DbOption = None, json_out: JsonOption = False,
 ) -> None:  # fmt: skip
     """Build the month's 210/220 batch, gate first negative information behind a notice,
     validate against the XSD, record it in the audit log, and write it sealed."""
     month = _month(month)
     settings = settings_for(db)
+    unlinked: tuple[int, ...] = ()
     try:
-        doc = inputs.read_json(input_path)
-        agreements = inputs.records_from(
-            cr.CreditAgreement, doc.get("agreements", []), "agreements"
-        )
-        current = inputs.records_from(cr.LoanMonth, doc.get("current", []), "current")
-        previous = inputs.records_from(cr.LoanMonth, doc.get("previous", []), "previous")
         keyring = privacy_keyring(settings)
         with database_for(settings).transaction() as uow:
+            if input_path is None:
+                bureau = regulatory.loan_months(uow, month=month)
+                agreements, current = list(bureau.agreements), list(bureau.current)
+                previous, unlinked = list(bureau.previous), bureau.unlinked_customers
+            else:
+                agreements, current, previous = _bureau_input(input_path)
             sub = submit_credit_report(
                 uow,
                 month=month,
@@ -86,6 +103,7 @@ def credit_bureau(
             {"account_code": e.account_code, "rule": e.rule, "message": e.message}
             for e in sub.rejected],
         "notices_enqueued": len(sub.notices_enqueued), "xml_sha256": sub.xml_sha256,
+        "unlinked_customers": len(unlinked),
         "audit_seq": sub.audit_seq, "sealed_file": str(sealed),
         "rules_applied": [list(r) for r in sub.rules_applied],
     }  # fmt: skip
@@ -98,7 +116,7 @@ def credit_bureau(
 
 @app.command("statistics")
 def statistics(
-    month: MonthOption, input_path: InputOption, out: OutOption = Path("reports"),
+    month: MonthOption, input_path: InputOption = None, out: OutOption = Path("reports"),
     db: DbOption = None, json_out: JsonOption = False,
 ) -> None:  # fmt: skip
     """Monthly statistics reconciled to the ledger, pinned to a signed audit checkpoint.
@@ -106,11 +124,17 @@ def statistics(
     month = _month(month)
     settings = settings_for(db)
     try:
-        doc = inputs.read_json(input_path)
-        loans = inputs.records_from(LoanPosition, doc.get("loans", []), "loans")
-        funding = FundingPosition(dict(doc.get("funding", {})))
+        loans: list[LoanPosition] = []
+        funding = FundingPosition({})
+        if input_path is not None:
+            doc = inputs.read_json(input_path)
+            loans = inputs.records_from(LoanPosition, doc.get("loans", []), "loans")
+            funding = FundingPosition(dict(doc.get("funding", {})))
         signer = service.load_or_create_signer(settings.log_key_path, settings.log_origin)
         with database_for(settings).transaction() as uow:
+            if input_path is None:
+                as_of = regulatory.month_end(month)
+                loans = regulatory.loan_positions(uow, ProductCatalog.standard(as_of), as_of=as_of)
             report = compute_statistics(uow, month=month, loans=loans, funding=funding,
                                         signer=signer, origin=settings.log_origin,
                                         clock=SystemClock())  # fmt: skip

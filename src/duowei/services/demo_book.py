@@ -38,6 +38,7 @@ from duowei.services.demo_population import Applicant, purchase_amount_fen
 from duowei.services.eod import EodResult, run_eod
 from duowei.services.product_store import ProductCatalog
 from duowei.services.provisioning import record_pd
+from duowei.services.regulatory import link_customer
 
 MORNING: Final = time(8, 0)
 EVENING: Final = time(23, 0)
@@ -167,6 +168,9 @@ def underwrite(run: BookRun, todays: list[Applicant]) -> list[Applicant]:
             run.people[a.customer_no] = people.register(
                 name=a.name, id_number=a.resident_id, phone=a.mobile, bank_card=a.bank_card
             )
+            # The reports name the borrower through this link (services.regulatory).
+            link_customer(uow, customer_no=a.customer_no, person_ref=run.people[a.customer_no],
+                          clock=run.clock)  # fmt: skip
             # Only the model's own inputs reach the decision (and its audit-log event).
             inputs = {k: v for k, v in a.features.items() if k in run.model.raw_features}
             app = Application(
