@@ -40,7 +40,9 @@ from duowei.services.product_store import (
     line_account_id,
     load_state,
     plat,
+    restore_line,
     transfer,
+    use_line,
 )
 
 DUE_COLUMNS: Final = frozenset(
@@ -170,14 +172,7 @@ class CashLoanService(ProductService):
                 "last_run_day": day_number(today) - 1,
             }
             ts = [
-                transfer(
-                    f"{loan_id}.limit",
-                    cust(customer_no, AccountCode.LINE_AVAILABLE),
-                    cust(customer_no, AccountCode.LINE_IN_USE),
-                    principal_fen,
-                    Code.CASH_LOAN_DRAW,
-                    on_limit=True,
-                ),
+                use_line(f"{loan_id}.limit", customer_no, principal_fen, Code.CASH_LOAN_DRAW),
                 transfer(
                     f"{loan_id}.money",
                     cust(customer_no, AccountCode.INSTALLMENT_PRINCIPAL),
@@ -329,14 +324,7 @@ class CashLoanService(ProductService):
                     principal_paid,
                     Code.REPAYMENT,
                 ),
-                transfer(
-                    f"{ref}.limit",
-                    cust(no, AccountCode.LINE_IN_USE),
-                    cust(no, AccountCode.LINE_AVAILABLE),
-                    principal_paid,
-                    Code.REPAYMENT,
-                    on_limit=True,
-                ),
+                restore_line(f"{ref}.limit", no, principal_paid, Code.REPAYMENT),
             ]
             version = int(loan["version"]) + 1
 

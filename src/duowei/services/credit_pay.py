@@ -46,6 +46,7 @@ from duowei.services.product_store import (
     line_account_id,
     load_meta,
     plat,
+    restore_line,
     transfer,
 )
 
@@ -168,14 +169,7 @@ def repayment_step(
             allocation.credit_balance_fen,
             Code.CREDIT_BALANCE,
         ),
-        transfer(
-            f"{ref}.limit",
-            cust(customer_no, AccountCode.LINE_IN_USE),
-            cust(customer_no, AccountCode.LINE_AVAILABLE),
-            principal_paid,
-            Code.REPAYMENT,
-            on_limit=True,
-        ),
+        restore_line(f"{ref}.limit", customer_no, principal_paid, Code.REPAYMENT),
     ]
     detail = {
         "amount_fen": amount_fen,
@@ -516,14 +510,7 @@ class CreditPayService(ProductService):
                     credit,
                     Code.REFUND,
                 ),
-                transfer(
-                    f"{ref}.limit",
-                    cust(no, AccountCode.LINE_IN_USE),
-                    cust(no, AccountCode.LINE_AVAILABLE),
-                    principal,
-                    Code.REFUND,
-                    on_limit=True,
-                ),
+                restore_line(f"{ref}.limit", no, principal, Code.REFUND),
             ]
 
             def writes(u: UnitOfWork) -> None:
@@ -789,14 +776,7 @@ class CreditPayService(ProductService):
                 ),
                 transfer(f"{ref}.fee", cash, fees, charged, Code.REPAYMENT),
                 transfer(f"{ref}.waive", plat("fee_income"), fees, fee - charged, Code.FEE_WAIVER),
-                transfer(
-                    f"{ref}.limit",
-                    cust(no, AccountCode.LINE_IN_USE),
-                    cust(no, AccountCode.LINE_AVAILABLE),
-                    principal,
-                    Code.REPAYMENT,
-                    on_limit=True,
-                ),
+                restore_line(f"{ref}.limit", no, principal, Code.REPAYMENT),
             ]
 
             def writes(u: UnitOfWork) -> None:

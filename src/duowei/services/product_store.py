@@ -126,6 +126,30 @@ def transfer(
     return TransferRequest(tid, debit, credit, amount_fen, LIMIT if on_limit else CNY, code, 0)
 
 
+def use_line(tid: str, customer_no: int, amount_fen: int, code: int) -> TransferRequest:
+    """Part of the line's limit goes into use (a purchase captured, a cash loan drawn)."""
+    return transfer(
+        tid,
+        cust(customer_no, AccountCode.LINE_AVAILABLE),
+        cust(customer_no, AccountCode.LINE_IN_USE),
+        amount_fen,
+        code,
+        on_limit=True,
+    )
+
+
+def restore_line(tid: str, customer_no: int, amount_fen: int, code: int) -> TransferRequest:
+    """Repaid or refunded principal frees that much of the line again."""
+    return transfer(
+        tid,
+        cust(customer_no, AccountCode.LINE_IN_USE),
+        cust(customer_no, AccountCode.LINE_AVAILABLE),
+        amount_fen,
+        code,
+        on_limit=True,
+    )
+
+
 def link(requests: Sequence[TransferRequest]) -> list[TransferRequest]:
     """Chain transfers so they succeed or fail together; zero amounts are dropped."""
     kept = [r for r in requests if r.amount_fen > 0 or r.pending_id is not None]
