@@ -27,3 +27,35 @@ def append_only(dialect: str, tables: Iterable[str], *, why: str) -> list[str]:
                 f"EXECUTE FUNCTION duowei_refuse('{why}')",
             ]
     return statements
+
+
+def never_deleted(dialect: str, tables: Iterable[str], *, why: str) -> list[str]:
+    """Statements that make each table refuse DELETE and TRUNCATE (updates stay allowed)."""
+    statements = []
+    for t in tables:
+        if dialect == "sqlite":
+            statements.append(
+                f"CREATE TRIGGER {t}_no_delete BEFORE DELETE ON {t} "
+                f"BEGIN SELECT RAISE(ABORT, '{why}'); END"
+            )
+        else:
+            statements += [
+                f"CREATE TRIGGER {t}_no_delete BEFORE DELETE ON {t} FOR EACH ROW "
+                f"EXECUTE FUNCTION duowei_refuse('{why}')",
+                f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} FOR EACH STATEMENT "
+                f"EXECUTE FUNCTION duowei_refuse('{why}')",
+            ]
+    return statements
+
+
+def guard_update(dialect: str, name: str, table: str, refuse_when: str, *, why: str) -> str:
+    """A trigger refusing any UPDATE of ``table`` for which ``refuse_when`` holds."""
+    if dialect == "sqlite":
+        return (
+            f"CREATE TRIGGER {name} BEFORE UPDATE ON {table} WHEN {refuse_when} "
+            f"BEGIN SELECT RAISE(ABORT, '{why}'); END"
+        )
+    return (
+        f"CREATE TRIGGER {name} BEFORE UPDATE ON {table} FOR EACH ROW WHEN ({refuse_when}) "
+        f"EXECUTE FUNCTION duowei_refuse('{why}')"
+    )

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from duowei.migrations.guards import append_only, guard_update, never_deleted
+
 revision = "0003"
 down_revision = "0001"
 branch_labels = None
@@ -128,58 +130,31 @@ _OUTBOX_GUARD = (
 )
 
 
-def _sqlite_triggers() -> list[str]:
-    out = []
-    for t in _APPEND_ONLY:
-        for op_ in ("update", "delete"):
-            out.append(
-                f"CREATE TRIGGER {t}_no_{op_} BEFORE {op_.upper()} ON {t} "
-                f"BEGIN SELECT RAISE(ABORT, '{t} are append-only: {op_} refused'); END"
-            )
-    for t in ("risk_alerts", "outbox"):
-        out.append(
-            f"CREATE TRIGGER {t}_no_delete BEFORE DELETE ON {t} "
-            f"BEGIN SELECT RAISE(ABORT, '{t} rows are never deleted'); END"
-        )
-    out.append(
-        f"CREATE TRIGGER risk_alerts_guard BEFORE UPDATE ON risk_alerts WHEN {_ALERT_GUARD} "
-        "BEGIN SELECT RAISE(ABORT, 'a resolved alert is final; keys and counts only grow'); END"
-    )
-    out.append(
-        f"CREATE TRIGGER outbox_guard BEFORE UPDATE ON outbox WHEN {_OUTBOX_GUARD} "
-        "BEGIN SELECT RAISE(ABORT, 'an outbox message is immutable once written'); END"
-    )
-    return out
-
-
-def _pg_triggers() -> list[str]:
-    # duowei_refuse() comes from revision 0001.
-    out = []
-    for t in (*_APPEND_ONLY, "risk_alerts", "outbox"):
-        ops = "UPDATE OR DELETE" if t in _APPEND_ONLY else "DELETE"
-        out.append(
-            f"CREATE TRIGGER {t}_append_only BEFORE {ops} ON {t} FOR EACH ROW "
-            "EXECUTE FUNCTION duowei_refuse('rows are never changed or removed')"
-        )
-        out.append(
-            f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} FOR EACH STATEMENT "
-            "EXECUTE FUNCTION duowei_refuse('rows are never removed')"
-        )
-    for name, table, cond, why in (
-        ("risk_alerts_guard", "risk_alerts", _ALERT_GUARD, "a resolved alert is final"),
-        ("outbox_guard", "outbox", _OUTBOX_GUARD, "an outbox message is immutable"),
-    ):
-        out.append(
-            f"CREATE TRIGGER {name} BEFORE UPDATE ON {table} FOR EACH ROW WHEN ({cond}) "
-            f"EXECUTE FUNCTION duowei_refuse('{why}')"
-        )
-    return out
+def _triggers(dialect: str) -> list[str]:
+    return [
+        *append_only(dialect, _APPEND_ONLY, why="rows are never changed or removed"),
+        *never_deleted(dialect, ("risk_alerts", "outbox"), why="rows are never deleted"),
+        guard_update(
+            dialect,
+            "risk_alerts_guard",
+            "risk_alerts",
+            _ALERT_GUARD,
+            why="a resolved alert is final; keys and counts only grow",
+        ),
+        guard_update(
+            dialect,
+            "outbox_guard",
+            "outbox",
+            _OUTBOX_GUARD,
+            why="an outbox message is immutable once written",
+        ),
+    ]
 
 
 def upgrade() -> None:
     _tables()
     dialect = op.get_bind().dialect.name
-    for statement in _sqlite_triggers() if dialect == "sqlite" else _pg_triggers():
+    for statement in _triggers(dialect):
         op.execute(statement)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from duowei.migrations.guards import append_only, guard_update, never_deleted
+
 revision = "0006"
 down_revision = "0001"
 branch_labels = None
@@ -71,49 +73,24 @@ def _tables() -> None:
     op.create_index("api_applications_customer", "api_applications", ["customer_no"])
 
 
-def _sqlite_triggers() -> list[str]:
-    out = []
-    for t in _APPEND_ONLY:
-        for op_ in ("update", "delete"):
-            out.append(
-                f"CREATE TRIGGER {t}_no_{op_} BEFORE {op_.upper()} ON {t} "
-                f"BEGIN SELECT RAISE(ABORT, '{t} are append-only: {op_} refused'); END"
-            )
-    out.append(
-        "CREATE TRIGGER api_keys_no_delete BEFORE DELETE ON api_keys "
-        "BEGIN SELECT RAISE(ABORT, 'api keys are revoked, never deleted'); END"
-    )
-    out.append(
-        f"CREATE TRIGGER api_keys_guard BEFORE UPDATE ON api_keys WHEN {_KEY_GUARD} "
-        "BEGIN SELECT RAISE(ABORT, 'an api key changes only by being revoked, once'); END"
-    )
-    return out
-
-
-def _pg_triggers() -> list[str]:
-    # duowei_refuse() comes from revision 0001.
-    out = []
-    for t in (*_APPEND_ONLY, "api_keys"):
-        ops = "UPDATE OR DELETE" if t in _APPEND_ONLY else "DELETE"
-        out.append(
-            f"CREATE TRIGGER {t}_append_only BEFORE {ops} ON {t} FOR EACH ROW "
-            "EXECUTE FUNCTION duowei_refuse('rows are never changed or removed')"
-        )
-        out.append(
-            f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} FOR EACH STATEMENT "
-            "EXECUTE FUNCTION duowei_refuse('rows are never removed')"
-        )
-    out.append(
-        f"CREATE TRIGGER api_keys_guard BEFORE UPDATE ON api_keys FOR EACH ROW "
-        f"WHEN ({_KEY_GUARD}) EXECUTE FUNCTION duowei_refuse('an api key is revoked once')"
-    )
-    return out
+def _triggers(dialect: str) -> list[str]:
+    return [
+        *append_only(dialect, _APPEND_ONLY, why="rows are never changed or removed"),
+        *never_deleted(dialect, ("api_keys",), why="api keys are revoked, never deleted"),
+        guard_update(
+            dialect,
+            "api_keys_guard",
+            "api_keys",
+            _KEY_GUARD,
+            why="an api key changes only by being revoked, once",
+        ),
+    ]
 
 
 def upgrade() -> None:
     _tables()
     dialect = op.get_bind().dialect.name
-    for statement in _sqlite_triggers() if dialect == "sqlite" else _pg_triggers():
+    for statement in _triggers(dialect):
         op.execute(statement)
 
 
