@@ -177,7 +177,7 @@ class _Walk:
         self.foreign: list[tuple[str, str, int, int, int, int]] = []
         self.compact = compact
         self.leaves: list[bytes] = []
-        self.checkpoints = iter(cp for cp in checkpoints if cp.size > start or start == 0)
+        self.checkpoints = iter(c for c in checkpoints if c.size > start or start == 0)
         self.next_cp = next(self.checkpoints, None)
         self.start = start
         self.chain = chain
