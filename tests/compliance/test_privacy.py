@@ -259,3 +259,18 @@ def test_register_rejects_bad_id_numbers_and_phones(db: Database, clock: FixedCl
             store.register(name="张三", id_number=bad_check)
         with pytest.raises(InvalidInput):
             store.register(name="张三", id_number=ID_ZHANG, phone="12345")
+
+
+def test_the_scanner_finds_short_names_in_text_not_by_chance_in_ciphertext(tmp_path: Path) -> None:
+    """A two-character name is found as UTF-8 text (6 bytes); its 4-byte UTF-16 form is not
+    searched, since ciphertext holds such a run by chance (the demo's sealed batch once did)."""
+    sealed = tmp_path / "batch.xml.sealed"
+    sealed.write_bytes(b"\x93\x01" + "朱丽".encode("utf-16-le") + b"\x7f\x00")
+    assert scan_for_plaintext_pii([sealed], known_values=["朱丽"]) == []
+    text = tmp_path / "report.csv"
+    text.write_text("name\n朱丽\n", encoding="utf-8")
+    (finding,) = scan_for_plaintext_pii([text], known_values=["朱丽"])
+    assert finding.what == "known_value"
+    wide = tmp_path / "wide.txt"
+    wide.write_bytes("张三丰".encode("utf-16-le"))  # 6 bytes: still searched in UTF-16
+    assert len(scan_for_plaintext_pii([wide], known_values=["张三丰"])) == 1
