@@ -218,6 +218,9 @@ class DealModel(_Model):
     liquidity: LiquidityModel = LiquidityModel()
     oc_target_pct: Rate = Field(default=Decimal(0), ge=0, lt=1)
     clean_up_call_pct: Rate = Field(default=Decimal("0.10"), ge=0, le=1)
+    # A loan of a live deal counts as delinquent (delinquency_3m_avg) from this many days past
+    # due; the projected deal takes its delinquency from the scenario instead.
+    delinquent_days_past_due_min: int = Field(default=1, ge=1, le=3650)
     revolving: RevolvingModel | None = None
     waterfalls: dict[DealStatus, list[str]]
     triggers: list[TriggerModel] = []

@@ -17,7 +17,7 @@ from typing import Final
 
 import numpy as np
 
-from duowei.funding.deal import DealModel, ScenarioModel, TriggerModel
+from duowei.funding.deal import DealModel, ScenarioModel
 from duowei.funding.pool import (
     Assumptions,
     CashTiming,
@@ -27,6 +27,13 @@ from duowei.funding.pool import (
     step_lines,
 )
 from duowei.funding.synthetic import synthetic_tape
+from duowei.funding.triggers import (
+    PeriodMeasures,
+    Trigger,
+    TriggerTest,
+    evaluate_triggers,
+    status_after,
+)
 from duowei.funding.waterfall import (
     DealStatus,
     Fee,
@@ -40,13 +47,6 @@ from duowei.funding.waterfall import (
 )
 from duowei.money import parse_amount
 
-SEVERITY: Final = {
-    DealStatus.REVOLVING: 0,
-    DealStatus.AMORTIZING: 1,
-    DealStatus.ACCELERATED: 2,
-    DealStatus.AFTER_DEFAULT: 3,
-}
-AVERAGE_WINDOW_MONTHS: Final = 3
 MONTHS_PER_YEAR: Final = 12
 
 
@@ -70,27 +70,6 @@ class Scenario:
 
     def index_rate(self, period: int) -> Decimal:
         return self.index_path[min(period, len(self.index_path)) - 1]
-
-
-@dataclass(frozen=True, slots=True)
-class Trigger:
-    id: str
-    kind: str
-    effect: DealStatus
-    curve: tuple[tuple[int, Fraction], ...] = ()
-    max: Fraction | None = None
-    min: Fraction | None = None
-
-    @staticmethod
-    def from_model(m: TriggerModel) -> Trigger:
-        return Trigger(
-            id=m.id,
-            kind=m.kind,
-            effect=DealStatus(m.effect),
-            curve=tuple((p.to_period, Fraction(p.max)) for p in m.curve),
-            max=None if m.max is None else Fraction(m.max),
-            min=None if m.min is None else Fraction(m.min),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +131,19 @@ def build_spec(model: DealModel, pool_fen: int) -> WaterfallSpec:
     return spec
 
 
+def clean_up_threshold_fen(pool_initial_fen: int, clean_up_call_pct: Decimal) -> int:
+    """The pool balance at or below which the originator calls the deal (floored to the fen)."""
+    return int(Fraction(pool_initial_fen) * Fraction(clean_up_call_pct))
+
+
+def clean_up_due(
+    *, revolving: bool, pool_end_fen: int, threshold_fen: int, period: int, periods_max: int
+) -> bool:
+    """The clean-up call's condition, for the projected and the live deal alike: after the
+    revolving period, the pool at or below the threshold, or the legal final period."""
+    return not revolving and (pool_end_fen <= threshold_fen or period >= periods_max)
+
+
 def compile_deal(model: DealModel) -> CompiledDeal:
     """Build the pool (synthetic tape, eligibility) and size the tranches on it."""
     tape = synthetic_tape(model.pool.synthetic.to_spec())
@@ -176,7 +168,7 @@ def compile_deal(model: DealModel) -> CompiledDeal:
             rv.months, rv.purchase_annual_rate, rv.purchase_term_months, rv.supply_pct_per_month
         ),
         triggers=tuple(Trigger.from_model(t) for t in model.triggers),
-        clean_up_fen=int(Fraction(pool_fen) * Fraction(model.clean_up_call_pct)),
+        clean_up_fen=clean_up_threshold_fen(pool_fen, model.clean_up_call_pct),
         periods_max=model.deal.periods_max,
         base=Scenario.from_model(model.scenario),
     )
@@ -246,55 +238,34 @@ class _History:
     xs_ratios: list[Fraction] = field(default_factory=list)
 
 
-def _cum_default_limit(trigger: Trigger, period: int) -> Fraction | None:
-    for to_period, limit in trigger.curve:
-        if period <= to_period:
-            return limit
-    return trigger.curve[-1][1] if trigger.curve else None
-
-
-def evaluate_triggers(
+def period_measures(
     deal: CompiledDeal,
     scenario: Scenario,
     record: PeriodRecord,
     history: _History,
     senior_shortfall_fen: int,
-) -> list[TriggerEvent]:
-    """Which triggers breach at the end of this period (pure)."""
-    events: list[TriggerEvent] = []
-    base_fen = deal.pool_fen + history.purchases_fen
-    for trig in deal.triggers:
-        value: Fraction
-        limit: Fraction | None
-        breached = False
-        if trig.kind == "cumulative_default":
-            value = Fraction(history.defaults_fen, max(base_fen, 1))
-            limit = _cum_default_limit(trig, record.period)
-            breached = limit is not None and value > limit
-        elif trig.kind == "delinquency_3m_avg":
-            window = history.dq_ratios[-AVERAGE_WINDOW_MONTHS:]
-            value, limit = sum(window, Fraction(0)) / len(window), trig.max
-            breached = len(window) == AVERAGE_WINDOW_MONTHS and limit is not None and value > limit
-        elif trig.kind == "excess_spread_3m_avg":
-            window = history.xs_ratios[-AVERAGE_WINDOW_MONTHS:]
-            value, limit = sum(window, Fraction(0)) / len(window), trig.min
-            breached = len(window) == AVERAGE_WINDOW_MONTHS and limit is not None and value < limit
-        elif trig.kind == "reserve_shortfall":
-            value, limit = Fraction(record.reserve_fen), Fraction(record.reserve_required_fen)
-            breached = value < limit
-        elif trig.kind == "servicer_event":
-            value, limit = Fraction(record.period), Fraction(scenario.servicer_event_period or 0)
-            breached = scenario.servicer_event_period == record.period
-        else:  # senior_interest_shortfall: the event of default
-            value, limit = Fraction(senior_shortfall_fen), Fraction(0)
-            breached = senior_shortfall_fen > 0
-        if breached:
-            events.append(
-                TriggerEvent(
-                    record.period, trig.id, trig.kind, float(value), float(limit or 0), trig.effect
-                )
-            )
-    return events
+) -> PeriodMeasures:
+    """The triggers' measures at the end of a projected period (the scenario says in which
+    period, if any, a servicer event happens)."""
+    return PeriodMeasures(
+        period=record.period,
+        defaults_cum_fen=history.defaults_fen,
+        default_base_fen=deal.pool_fen + history.purchases_fen,
+        dq_ratios=tuple(history.dq_ratios),
+        xs_ratios=tuple(history.xs_ratios),
+        reserve_fen=record.reserve_fen,
+        reserve_required_fen=record.reserve_required_fen,
+        servicer_events=int(scenario.servicer_event_period == record.period),
+        senior_interest_shortfall_fen=senior_shortfall_fen,
+    )
+
+
+def _events(period: int, tests: tuple[TriggerTest, ...]) -> list[TriggerEvent]:
+    return [
+        TriggerEvent(period, t.trigger_id, t.kind, float(t.value), float(t.threshold), t.effect)
+        for t in tests
+        if t.breached
+    ]
 
 
 def run_deal(deal: CompiledDeal, scenario: Scenario | None = None) -> DealResult:
@@ -326,7 +297,13 @@ def run_deal(deal: CompiledDeal, scenario: Scenario | None = None) -> DealResult
         pool_end = flows.end_fen + timing.principal_arrears_fen
         revolving_now = status == DealStatus.REVOLVING
         exhausted = len(lines.balance_fen) == 0 and timing.owed_fen == 0
-        clean_up = not revolving_now and (pool_end <= deal.clean_up_fen or t == deal.periods_max)
+        clean_up = clean_up_due(
+            revolving=revolving_now,
+            pool_end_fen=pool_end,
+            threshold_fen=deal.clean_up_fen,
+            period=t,
+            periods_max=deal.periods_max,
+        )
         clean_up_fen = 0
         if clean_up and not exhausted:
             # The originator buys back the rest at its balance (receivables owed included).
@@ -387,11 +364,10 @@ def run_deal(deal: CompiledDeal, scenario: Scenario | None = None) -> DealResult
         history.xs_ratios.append(Fraction(xs_fen * MONTHS_PER_YEAR, max(pool_begin, 1)))
         if final:
             break  # the deal is over: nothing left for a trigger to protect
-        fired = evaluate_triggers(deal, sc, record, history, out.senior_interest_shortfall_fen)
-        events.extend(fired)
-        for e in fired:
-            if SEVERITY[e.effect] > SEVERITY[status]:
-                status = e.effect
+        measures = period_measures(deal, sc, record, history, out.senior_interest_shortfall_fen)
+        tests = evaluate_triggers(deal.triggers, measures)
+        events.extend(_events(t, tests))
+        status = status_after(status, tests)
         pool_begin = pool_end
         if state.notes_fen == 0:
             break

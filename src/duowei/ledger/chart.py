@@ -170,6 +170,9 @@ PLATFORM_ACCOUNTS: Final[dict[str, tuple[int, AccountCode, bool]]] = {
     # Losses on sold loans moved to their SPV (offsets write_off_expense, which end-of-day
     # reconciles with the sub-ledger's charge-offs and so must not be touched).
     "write_off_transferred": (25, AccountCode.WRITE_OFF_EXPENSE, False),
+    # The originator's losses on its interests in its deals when a deal ends: retained notes
+    # left unpaid and the cash-reserve advance never repaid.
+    "deal_losses": (26, AccountCode.FUNDING_COST, False),
 }
 
 
@@ -212,6 +215,9 @@ SPV_ACCOUNTS: Final[dict[str, tuple[int, AccountCode]]] = {
     "originator_advance": (7, AccountCode.FUNDING_LIABILITY),
     "liquidity_facility": (8, AccountCode.FUNDING_LIABILITY),
     "residual": (9, AccountCode.SPV_EQUITY),
+    # What the SPV no longer owes when the deal ends (notes left unpaid, the originator's
+    # reserve advance never repaid): its funders' losses, written off its liabilities.
+    "notes_written_down": (10, AccountCode.SPV_EQUITY),
 }
 
 
@@ -249,3 +255,35 @@ def spv_accounts(deal_no: int, currency_ledger: int, tranches: int) -> list[Acco
         for i in range(tranches)
     ]
     return specs
+
+
+# Joint-lending partners' accounts (appended for funding). Partner ``partner_no``
+# (1..JOINT_PARTNERS_MAX, assigned once in the ``joint_partners`` table) owns slots from
+# JOINT_PARTNER_SLOT_BASE in the block of customer number ``CUSTOMER_NO_MAX - partner_no``: the
+# SPVs' blocks, above their slots (100-135) and the customers' (below 100), so no id collides.
+JOINT_PARTNERS_MAX: Final = 999
+JOINT_PARTNER_SLOT_BASE: Final = 200
+JOINT_PARTNER_ACCOUNTS: Final[dict[str, tuple[int, AccountCode]]] = {
+    # What the platform owes the partner: its share of the principal still outstanding.
+    "funding_payable": (0, AccountCode.JOINT_FUNDING_PAYABLE),
+}
+
+
+def joint_partner_account_id(partner_no: int, name: str) -> int:
+    if not 1 <= partner_no <= JOINT_PARTNERS_MAX:
+        raise ValueError(f"partner number must be 1..{JOINT_PARTNERS_MAX}")
+    slot = JOINT_PARTNER_ACCOUNTS[name][0]
+    return (CUSTOMER_NO_MAX - partner_no) * CUSTOMER_ID_STRIDE + JOINT_PARTNER_SLOT_BASE + slot
+
+
+def joint_partner_accounts(partner_no: int, currency_ledger: int) -> list[AccountSpec]:
+    """The accounts of one joint-lending partner."""
+    return [
+        AccountSpec(
+            id=joint_partner_account_id(partner_no, name),
+            ledger=currency_ledger,
+            code=int(code),
+            name=f"partner:{partner_no}:{name}",
+        )
+        for name, (_slot, code) in JOINT_PARTNER_ACCOUNTS.items()
+    ]

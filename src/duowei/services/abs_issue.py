@@ -40,11 +40,18 @@ from duowei.clock import Clock
 from duowei.db import Database, UnitOfWork
 from duowei.errors import IntegrityError, InvalidInput, NotFound
 from duowei.funding.deal import DealModel, parse_deal
-from duowei.funding.engine import SEVERITY, build_spec
+from duowei.funding.engine import build_spec, clean_up_due, clean_up_threshold_fen
 from duowei.funding.limits import RuleSetModel, load_rule_set
 from duowei.funding.pool import LoanTape, select_eligible
 from duowei.funding.synthetic import GRADES, PRODUCTS
 from duowei.funding.tape import build_tree, write_tape_files
+from duowei.funding.triggers import (
+    PeriodMeasures,
+    Trigger,
+    TriggerTest,
+    evaluate_triggers,
+    status_after,
+)
 from duowei.funding.waterfall import (
     DealStatus,
     PeriodInputs,
@@ -72,10 +79,12 @@ from duowei.services.product_store import CNY, Outcome, check_ref, plat
 
 DAYS_PER_YEAR: Final = 365
 UNKNOWN_REGION: Final = -1  # a borrower whose region is not known forms its own group
-AVERAGE_WINDOW_MONTHS: Final = 3
+AVERAGE_WINDOW_MONTHS: Final = 3  # the history a state keeps for the 3-month averages
 PERIODS_MAX: Final = 600
 CASH_LOAN: Final = PRODUCTS.index("cash_loan")
 _INTEREST_COLUMNS: Final = ("due_interest_fen", "overdue_interest_fen", "accrued_interest_fen")
+MONTHS_PER_YEAR: Final = 12
+SERVICER_EVENT_REASON_CHARS_MAX: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +213,7 @@ class DealState:
     purchases_cum_fen: int = 0
     dq_ratios: tuple[str, ...] = ()
     xs_ratios: tuple[str, ...] = ()
+    closed_on: date | None = None  # the clean-up call (or the pool's end) closed the deal
 
     def to_json(self) -> dict[str, Any]:
         w = self.waterfall
@@ -223,6 +233,7 @@ class DealState:
             "purchases_cum_fen": self.purchases_cum_fen,
             "dq_ratios": list(self.dq_ratios),
             "xs_ratios": list(self.xs_ratios),
+            "closed_on": None if self.closed_on is None else self.closed_on.isoformat(),
         }
 
     @staticmethod
@@ -245,6 +256,7 @@ class DealState:
             purchases_cum_fen=int(d["purchases_cum_fen"]),
             dq_ratios=tuple(d["dq_ratios"]),
             xs_ratios=tuple(d["xs_ratios"]),
+            closed_on=None if d.get("closed_on") is None else date.fromisoformat(d["closed_on"]),
         )
 
 
@@ -257,6 +269,60 @@ class LoadedDeal:
     pool_initial_fen: int
     cut_off: date
     retained: tuple[bool, ...]
+    triggers: tuple[Trigger, ...] = ()
+
+    @property
+    def clean_up_fen(self) -> int:
+        return clean_up_threshold_fen(self.pool_initial_fen, self.model.clean_up_call_pct)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLoanNow:
+    """A loan of the deal's pool after this period's flows: the principal the SPV still owns."""
+
+    account_id: int
+    left_fen: int
+    row: Mapping[str, Any]
+    days_past_due: int
+    charged_off: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CleanUpCall:
+    """The originator buys back what is left of the pool on ``on``: each loan's principal the
+    SPV owns at par, plus the interest and penalty accrued on it and not yet paid."""
+
+    on: date
+    loans: tuple[tuple[int, int, int, int], ...]  # (account id, principal, interest, penalty)
+
+    def total(self, i: int) -> int:
+        return sum(loan[i] for loan in self.loans)
+
+    @property
+    def principal_fen(self) -> int:
+        return self.total(1)
+
+    @property
+    def interest_fen(self) -> int:
+        return self.total(2)
+
+    @property
+    def penalty_fen(self) -> int:
+        return self.total(3)
+
+    @property
+    def price_fen(self) -> int:
+        return self.principal_fen + self.interest_fen + self.penalty_fen
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "called_on": self.on.isoformat(),
+            "loans": len(self.loans),
+            "principal_fen": self.principal_fen,
+            "interest_fen": self.interest_fen,
+            "penalty_fen": self.penalty_fen,
+            "price_fen": self.price_fen,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,6 +552,7 @@ class AbsService:
             pool_initial_fen=int(row[2]),
             cut_off=_as_date(row[3]),
             retained=retained_classes(model),
+            triggers=tuple(Trigger.from_model(t) for t in model.triggers),
         )
 
     def deal_state(self, uow: UnitOfWork, deal_id: str, *, lock: bool = False) -> DealState:
@@ -557,7 +624,8 @@ class AbsService:
 
     def close_period(self, deal_id: str, *, period_end: date) -> Outcome:
         """Sweep the period's collections, run the waterfall on them, post every payment, buy
-        new receivables while revolving, and store the investor report; one transaction."""
+        new receivables while revolving, evaluate every trigger, exercise the clean-up call
+        when it is due, and store the investor report; one transaction."""
         ref = f"{deal_id}:{period_end.isoformat()}"
         with self.db.transaction() as uow:
             earlier = find_action(uow, "abs.period", ref)
@@ -569,32 +637,100 @@ class AbsService:
                 raise InvalidInput(
                     f"period end must be after {state.period_end} and not after today"
                 )
-            if state.period >= PERIODS_MAX or state.waterfall.notes_fen == 0:
+            closed = state.closed_on is not None or state.waterfall.notes_fen == 0
+            if closed or state.period >= PERIODS_MAX:
                 return Outcome(False, "deal_closed", ref)
             start = state.period_end + timedelta(days=1)
             flows = self.period_flows(uow, deal_id, start=start, end=period_end)
             period = state.period + 1
-            candidates = self._purchase_candidates(uow, deal, state, period_end)
-            out, inputs = self._waterfall(deal, state, flows, period, candidates)
-            groups = self._pool_groups(uow, deal_id, flows)
-            bought = _greedy(candidates, out.purchases_fen, groups, deal.model)
-            transfers = self._period_transfers(deal, period, flows, out, state, bought)
+            status = _period_status(deal, state, period)
+            pool = self._pool_now(uow, deal_id, flows)
+            call = self._clean_up_call(uow, deal, state, flows, period, status, pool, period_end)
+            candidates = [] if call else self._purchase_candidates(uow, deal, state, period_end)
+            out, inputs = self._waterfall(deal, state, flows, period, status, candidates, call)
+            bought = _greedy(candidates, out.purchases_fen, _pool_groups(pool), deal.model)
+            # Accounts the chart gained after the deal was issued (the notes' write-down).
+            self.ledger.create_accounts(uow, platform_accounts(CNY))
+            self.ledger.create_accounts(
+                uow, spv_accounts(deal.deal_no, CNY, len(deal.spec.tranches))
+            )
+            transfers = self._period_transfers(deal, period, flows, out, state, bought, call)
+            advance = self.ledger.account(uow, spv_account_id(deal.deal_no, "originator_advance"))
+            advance_fen = 0 if advance is None else -advance.debit_balance_fen
+            transfers += _write_down_transfers(
+                deal, period, out, final=inputs.final, advance_fen=advance_fen
+            )
             failed = post(self.ledger, uow, transfers)
             if failed:
                 raise RuntimeError(f"period {period} of {deal_id} did not post: {failed}")
+            bought_fen = sum(int(r["balance_fen"]) for r in bought)
+            span = (start, period_end)
+            measures = self._measures(uow, deal, state, flows, out, inputs, pool, bought_fen, span)
+            # The last period has nothing left for a trigger to protect (as in the engine).
+            tests = () if inputs.final else evaluate_triggers(deal.triggers, measures)
             report, new_state = self._report(
-                deal, state, flows, out, inputs, start, period_end, bought
+                deal, state, flows, out, inputs, start, period_end, bought, measures, tests, call
             )
             self._write_period(uow, deal, period, flows, bought, report, new_state, start)
+            self._write_tests_and_call(uow, deal.deal_id, period, tests, call)
             digest = hashlib.sha256(canonical_json(report)).hexdigest()
             DbEventRecorder(uow, self.clock).record_event(
                 kind="abs.report",
                 ref=ref,
                 payload={"deal_id": deal_id, "period": period, "report_sha256": digest},
             )
-            detail = {"period": period, "report_sha256": digest, "status": report["status_next"]}
+            detail = {
+                "period": period,
+                "report_sha256": digest,
+                "status": report["status_next"],
+                "triggers_breached": [t["id"] for t in report["triggers"]],
+                "clean_up_call": report["clean_up_call"],
+                "closed": new_state.closed_on is not None,
+            }
             record_action(uow, "abs.period", ref, {"period_end": period_end.isoformat()}, detail)
             return Outcome(True, "ok", ref, detail)
+
+    def report_servicer_event(self, deal_id: str, *, ref: str, reason: str) -> Outcome:
+        """Record a servicer event (termination, failure to remit, insolvency) reported today;
+        the deal's ``servicer_event`` trigger fires at the close of the period that has one."""
+        check_ref(ref)
+        reason = reason.strip()
+        if not reason or len(reason) > SERVICER_EVENT_REASON_CHARS_MAX:
+            raise InvalidInput(f"a reason of 1..{SERVICER_EVENT_REASON_CHARS_MAX} characters")
+        today = self.clock.today()
+        with self.db.transaction() as uow:
+            self.load_deal(uow, deal_id)  # NotFound for an unknown deal
+            row = uow.fetchone(
+                "SELECT reported_on, reason FROM abs_servicer_events WHERE deal_id = ? AND ref = ?",
+                (deal_id, ref),
+            )
+            detail = {"deal_id": deal_id, "reported_on": today.isoformat(), "reason": reason}
+            if row is not None:
+                earlier = {**detail, "reported_on": _as_date(row[0]).isoformat()}
+                if str(row[1]) != reason:
+                    return Outcome(False, "exists_with_different_fields", ref)
+                return Outcome(True, "ok", ref, earlier, replayed=True)
+            uow.execute(
+                "INSERT INTO abs_servicer_events (deal_id, ref, reported_on, reason) "
+                "VALUES (?,?,?,?)",
+                (deal_id, ref, today, reason),
+            )
+            DbEventRecorder(uow, self.clock).record_event(
+                kind="abs.servicer_event", ref=f"{deal_id}:{ref}", payload=detail
+            )
+            return Outcome(True, "ok", ref, detail)
+
+    def trigger_tests(self, deal_id: str) -> list[dict[str, Any]]:
+        """Every recorded trigger evaluation of a deal, by period and deal-file order."""
+        with self.db.transaction() as uow:
+            rows = uow.fetchall(
+                "SELECT period, trigger_id, kind, effect, value, threshold, breached "
+                "FROM abs_trigger_tests WHERE deal_id = ? ORDER BY period",
+                (deal_id,),
+            )
+        keys = ("period", "id", "kind", "effect", "value", "threshold", "breached")
+        return [dict(zip(keys, (int(r[0]), *map(str, r[1:6]), bool(r[6])), strict=True))
+                for r in rows]  # fmt: skip
 
     def _purchase_candidates(
         self, uow: UnitOfWork, deal: LoadedDeal, state: DealState, on: date
@@ -616,26 +752,109 @@ class AbsService:
         mask = select_eligible(to_loan_tape(rows), rules).mask
         return [r for r, keep in zip(rows, mask, strict=True) if keep]
 
-    def _pool_groups(
-        self, uow: UnitOfWork, deal_id: str, flows: PeriodFlows
-    ) -> dict[tuple[str, object], int]:
-        """Outstanding principal of the pool after this period's flows, by concentration group
-        (borrower, region, grade) and in total (key ("pool", None))."""
-        groups: dict[tuple[str, object], int] = {}
+    def _pool_now(self, uow: UnitOfWork, deal_id: str, flows: PeriodFlows) -> list[PoolLoanNow]:
+        """Every loan of the pool with the principal the SPV owns after this period's flows,
+        and the loan's days past due and charge-off as end-of-day last left them."""
         rows = uow.fetchall(
-            "SELECT l.account_id, l.sold_principal_fen, l.row_json, COALESCE((SELECT "
-            "SUM(f.principal_fen + f.default_fen) FROM abs_loan_flows f WHERE f.deal_id = "
-            "l.deal_id AND f.account_id = l.account_id), 0) FROM abs_pool_loans l "
-            "WHERE l.deal_id = ?",
+            "SELECT l.account_id, l.sold_principal_fen, l.row_json, p.days_past_due, "
+            "p.charged_off, COALESCE((SELECT SUM(f.principal_fen + f.default_fen) "
+            "FROM abs_loan_flows f WHERE f.deal_id = l.deal_id AND f.account_id = l.account_id), "
+            "0) FROM abs_pool_loans l JOIN product_accounts p ON p.id = l.account_id "
+            "WHERE l.deal_id = ? ORDER BY l.account_id",
             (deal_id,),
         )
-        for account_id, sold, row_json, gone in rows:
+        out = []
+        for account_id, sold, row_json, dpd, charged_off, gone in rows:
             now = flows.by_account.get(int(account_id), (0, 0, 0, 0))
             left = int(sold) - int(gone) - now[0] - now[3]
             row = json.loads(row_json)
-            for key in _group_keys(row):
-                groups[key] = groups.get(key, 0) + left
-        return groups
+            out.append(PoolLoanNow(int(account_id), left, row, int(dpd), bool(charged_off)))
+        return out
+
+    def _clean_up_call(
+        self,
+        uow: UnitOfWork,
+        deal: LoadedDeal,
+        state: DealState,
+        flows: PeriodFlows,
+        period: int,
+        status: DealStatus,
+        pool: Sequence[PoolLoanNow],
+        on: date,
+    ) -> CleanUpCall | None:
+        """The clean-up call when it is due this period (``engine.clean_up_due``: after the
+        revolving period, the pool at or below ``clean_up_call_pct`` of the original, or the
+        legal final period), priced from the SPV's principal and the sub-ledger's interest."""
+        pool_end = state.pool_fen - flows.principal_fen - flows.defaults_fen
+        due = clean_up_due(
+            revolving=status == DealStatus.REVOLVING,
+            pool_end_fen=pool_end,
+            threshold_fen=deal.clean_up_fen,
+            period=period,
+            periods_max=deal.model.deal.periods_max,
+        )
+        if pool_end <= 0 or not due:
+            return None
+        left = {p.account_id: p.left_fen for p in pool if p.left_fen > 0}
+        # The pool balance is kept twice (the state, and sold less flows per loan): they agree.
+        assert sum(left.values()) == pool_end, "the pool's balance equals its loans' balances"
+        marks = ",".join("?" for _ in left)
+        accrued = {
+            int(r[0]): (int(r[1]), int(r[2]))
+            for r in uow.fetchall(
+                f"SELECT id, {' + '.join(_INTEREST_COLUMNS)}, penalty_fen FROM product_accounts "
+                f"WHERE id IN ({marks})",
+                tuple(left),
+            )
+        }
+        loans = tuple((a, p, *accrued.get(a, (0, 0))) for a, p in sorted(left.items()))
+        return CleanUpCall(on, loans)
+
+    def _measures(
+        self,
+        uow: UnitOfWork,
+        deal: LoadedDeal,
+        state: DealState,
+        flows: PeriodFlows,
+        out: PeriodOutcome,
+        inputs: PeriodInputs,
+        pool: Sequence[PoolLoanNow],
+        bought_fen: int,
+        span: tuple[date, date],
+    ) -> PeriodMeasures:
+        """The triggers' measures on the actual figures of the period just closed."""
+        pool_end = state.pool_fen - flows.principal_fen - flows.defaults_fen
+        dpd_min = deal.model.delinquent_days_past_due_min
+        delinquent = sum(
+            p.left_fen
+            for p in pool
+            if p.left_fen > 0 and not p.charged_off and p.days_past_due >= dpd_min
+        )
+        fees_paid = sum(p.amount_fen for p in out.payments if p.step.startswith(("fee:", "liq")))
+        xs = inputs.interest_collections_fen - sum(out.interest_paid_fen) - fees_paid
+        row = uow.fetchone(
+            "SELECT COUNT(*) FROM abs_servicer_events WHERE deal_id = ? AND reported_on >= ? "
+            "AND reported_on <= ?",
+            (deal.deal_id, *span),
+        )
+        bought = state.purchases_cum_fen + bought_fen
+        return PeriodMeasures(
+            period=inputs.period,
+            defaults_cum_fen=state.defaults_cum_fen + flows.defaults_fen,
+            default_base_fen=deal.pool_initial_fen + bought,
+            dq_ratios=(
+                *(Fraction(x) for x in state.dq_ratios),
+                Fraction(delinquent, max(pool_end, 1)),
+            ),
+            xs_ratios=(
+                *(Fraction(x) for x in state.xs_ratios),
+                Fraction(xs * MONTHS_PER_YEAR, max(state.pool_fen, 1)),
+            ),
+            reserve_fen=out.state.reserve_fen,
+            reserve_required_fen=out.reserve_required_fen,
+            servicer_events=int(row[0]) if row else 0,
+            senior_interest_shortfall_fen=out.senior_interest_shortfall_fen,
+        )
 
     def _waterfall(
         self,
@@ -643,24 +862,26 @@ class AbsService:
         state: DealState,
         flows: PeriodFlows,
         period: int,
+        status: DealStatus,
         candidates: Sequence[Mapping[str, Any]],
+        call: CleanUpCall | None,
     ) -> tuple[PeriodOutcome, PeriodInputs]:
-        status = state.status
-        rv = deal.model.revolving
-        if status == DealStatus.REVOLVING and (rv is None or period > rv.months):
-            status = DealStatus.AMORTIZING
         pool_end = state.pool_fen - flows.principal_fen - flows.defaults_fen
         index_path = deal.model.scenario.index_path or [Decimal(0)]
+        called = (
+            (0, 0) if call is None else (call.principal_fen, call.interest_fen + call.penalty_fen)
+        )
         inputs = PeriodInputs(
             period=period,
-            interest_collections_fen=flows.interest_fen + flows.penalty_fen,
-            principal_collections_fen=flows.principal_fen + state.carried_cash_fen,
+            interest_collections_fen=flows.interest_fen + flows.penalty_fen + called[1],
+            principal_collections_fen=flows.principal_fen + state.carried_cash_fen + called[0],
             defaults_fen=flows.defaults_fen,
             pool_begin_fen=state.pool_fen,
-            pool_end_fen=pool_end,
+            pool_end_fen=0 if call else pool_end,
             index_rate=index_path[min(period, len(index_path)) - 1],
             purchase_capacity_fen=sum(int(r["balance_fen"]) for r in candidates),
-            final=pool_end == 0,
+            # The call, or a pool paid off or charged off to the last loan, ends the deal.
+            final=call is not None or pool_end == 0,
         )
         return run_period(deal.spec, state.waterfall, inputs, status), inputs
 
@@ -672,6 +893,7 @@ class AbsService:
         out: PeriodOutcome,
         state: DealState,
         bought: Sequence[Mapping[str, Any]],
+        call: CleanUpCall | None,
     ) -> list[TransferRequest]:
         no, tid = deal.deal_no, f"{deal.deal_id}.p{period}"
         spv = _spv(no)
@@ -693,6 +915,8 @@ class AbsService:
             _tr(f"{tid}.default.spv", spv("credit_losses"), spv("receivable_principal"), d,
                 FundingCode.ABS_DEFAULT),
         ]  # fmt: skip
+        if call is not None:
+            ts += _call_transfers(deal, tid, call)
         ts += self._payment_transfers(deal, tid, out, state)
         bought_fen = sum(int(r["balance_fen"]) for r in bought)
         ts += [
@@ -752,34 +976,38 @@ class AbsService:
         start: date,
         end: date,
         bought: Sequence[Mapping[str, Any]],
+        measures: PeriodMeasures,
+        tests: Sequence[TriggerTest],
+        call: CleanUpCall | None,
     ) -> tuple[dict[str, Any], DealState]:
         bought_fen = sum(int(r["balance_fen"]) for r in bought)
         pool_end = inputs.pool_end_fen + bought_fen
         defaults_cum = state.defaults_cum_fen + flows.defaults_fen
         purchases_cum = state.purchases_cum_fen + bought_fen
-        fees_paid = sum(p.amount_fen for p in out.payments if p.step.startswith(("fee:", "liq")))
-        xs = inputs.interest_collections_fen - sum(out.interest_paid_fen) - fees_paid
-        xs_ratio = Fraction(xs * 12, max(state.pool_fen, 1))
-        triggers = _live_triggers(
-            deal, inputs.period, defaults_cum, purchases_cum, out, xs_ratio, state.xs_ratios
-        )
+        fired = [_test_json(t) for t in tests if t.breached]
         status = state.status
         if status == DealStatus.REVOLVING and inputs.period >= _revolving_months(deal):
             status = DealStatus.AMORTIZING
-        for t in triggers:
-            effect = DealStatus(t["effect"])
-            if SEVERITY[effect] > SEVERITY[status]:
-                status = effect
+        status = status_after(status, tests)
+        n = len(deal.spec.tranches)
+        # At the deal's end, notes still unpaid are the noteholders' losses, written off.
+        written_down = out.state.balances_fen if inputs.final else (0,) * n
+        waterfall = out.state
+        if inputs.final:
+            waterfall = replace(out.state, balances_fen=(0,) * n, interest_shortfalls_fen=(0,) * n)
+        dq, xs = measures.dq_ratios[-1], measures.xs_ratios[-1]
         new_state = DealState(
             period=inputs.period,
             period_end=end,
             status=status,
-            waterfall=out.state,
+            waterfall=waterfall,
             pool_fen=pool_end,
             carried_cash_fen=out.purchases_fen - bought_fen,
             defaults_cum_fen=defaults_cum,
             purchases_cum_fen=purchases_cum,
-            xs_ratios=(*state.xs_ratios, str(xs_ratio))[-AVERAGE_WINDOW_MONTHS:],
+            dq_ratios=(*state.dq_ratios, str(dq))[-AVERAGE_WINDOW_MONTHS:],
+            xs_ratios=(*state.xs_ratios, str(xs))[-AVERAGE_WINDOW_MONTHS:],
+            closed_on=end if inputs.final else None,
         )
         report = {
             "deal_id": deal.deal_id,
@@ -804,16 +1032,23 @@ class AbsService:
                 {"name": t.name, "interest_due_fen": out.interest_due_fen[k],
                  "interest_paid_fen": out.interest_paid_fen[k],
                  "principal_paid_fen": out.principal_paid_fen[k],
-                 "balance_fen": out.state.balances_fen[k]}
+                 "balance_fen": waterfall.balances_fen[k],
+                 "written_down_fen": written_down[k]}
                 for k, t in enumerate(deal.spec.tranches)
             ],
             "reserve_fen": out.state.reserve_fen,
             "reserve_required_fen": out.reserve_required_fen,
             "pdl_fen": out.state.pdl_fen,
             "carried_cash_fen": new_state.carried_cash_fen,
+            "defaults_cum_fen": defaults_cum,
             "cumulative_default_rate": str(Fraction(defaults_cum,
                                                     deal.pool_initial_fen + purchases_cum)),
-            "triggers": triggers,
+            "delinquency_ratio": str(dq),
+            "excess_spread_ratio": str(xs),
+            "triggers": fired,
+            "trigger_tests": [_test_json(t) for t in tests],
+            "clean_up_call": None if call is None else call.to_json(),
+            "closed": new_state.closed_on is not None,
         }  # fmt: skip
         return report, new_state
 
@@ -848,6 +1083,29 @@ class AbsService:
              deal.deal_id),
         )  # fmt: skip
 
+    @staticmethod
+    def _write_tests_and_call(
+        uow: UnitOfWork,
+        deal_id: str,
+        period: int,
+        tests: Sequence[TriggerTest],
+        call: CleanUpCall | None,
+    ) -> None:
+        for t in tests:
+            uow.execute(
+                "INSERT INTO abs_trigger_tests (deal_id, period, trigger_id, kind, effect, value, "
+                "threshold, breached) VALUES (?,?,?,?,?,?,?,?)",
+                (deal_id, period, t.trigger_id, t.kind, str(t.effect), str(t.value),
+                 str(t.threshold), int(t.breached)),
+            )  # fmt: skip
+        for account_id, principal, interest, penalty in call.loans if call else ():
+            uow.execute(
+                "INSERT INTO abs_clean_up_calls (deal_id, account_id, period, called_on, "
+                "principal_fen, interest_fen) VALUES (?,?,?,?,?,?)",
+                (deal_id, account_id, period, call.on if call else None, principal,
+                 interest + penalty),
+            )  # fmt: skip
+
     def report(self, deal_id: str, period: int) -> dict[str, Any]:
         with self.db.transaction() as uow:
             row = uow.fetchone(
@@ -858,6 +1116,77 @@ class AbsService:
             raise NotFound(f"no report for period {period} of {deal_id}")
         report: dict[str, Any] = json.loads(row[0])
         return report
+
+
+def _period_status(deal: LoadedDeal, state: DealState, period: int) -> DealStatus:
+    """The status the period runs under: revolving ends after ``revolving.months`` periods."""
+    rv = deal.model.revolving
+    if state.status == DealStatus.REVOLVING and (rv is None or period > rv.months):
+        return DealStatus.AMORTIZING
+    return state.status
+
+
+def _pool_groups(pool: Sequence[PoolLoanNow]) -> dict[tuple[str, object], int]:
+    """Outstanding principal of the pool after this period's flows, by concentration group
+    (borrower, region, grade) and in total (key ("pool", None))."""
+    groups: dict[tuple[str, object], int] = {}
+    for loan in pool:
+        for key in _group_keys(loan.row):
+            groups[key] = groups.get(key, 0) + loan.left_fen
+    return groups
+
+
+def _call_transfers(deal: LoadedDeal, tid: str, call: CleanUpCall) -> list[TransferRequest]:
+    """The clean-up call: the originator pays the price into the SPV's collection account and
+    takes the loans back (the contra account gives them back to its books); the interest and
+    penalty it booked on them and pays for are the SPV's income, as in a sweep."""
+    spv, cash, coll = _spv(deal.deal_no), plat("settlement_cash"), _spv(deal.deal_no)("collections")
+    code = FundingCode.ABS_CLEAN_UP
+    return [
+        _tr(f"{tid}.call.spv", coll, spv("receivable_principal"), call.principal_fen, code),
+        _tr(f"{tid}.call.i.spv", coll, spv("interest_income"),
+            call.interest_fen + call.penalty_fen, code),
+        _tr(f"{tid}.call", plat("receivables_sold"), cash, call.principal_fen, code),
+        _tr(f"{tid}.call.i", plat("interest_income"), cash, call.interest_fen, code),
+        _tr(f"{tid}.call.pen", plat("penalty_income"), cash, call.penalty_fen, code),
+    ]  # fmt: skip
+
+
+def _write_down_transfers(
+    deal: LoadedDeal, period: int, out: PeriodOutcome, *, final: bool, advance_fen: int
+) -> list[TransferRequest]:
+    """At the deal's end, the notes still unpaid are written off (the noteholders' loss) and
+    so is the originator's reserve advance (the waterfall releases the reserve into available
+    funds and never repays it); the originator writes down its retained notes and its
+    receivable from the SPV by the same amounts."""
+    if not final:
+        return []
+    tid, code, out_ts = f"{deal.deal_id}.p{period}", FundingCode.ABS_WRITE_DOWN, []
+    spv = _spv(deal.deal_no)
+    written = spv("notes_written_down")
+    out_ts += [
+        _tr(f"{tid}.writedown.advance", spv("originator_advance"), written, advance_fen, code),
+        _tr(f"{tid}.writedown.advance.held", plat("deal_losses"), plat("spv_receivable"),
+            advance_fen, code),
+    ]  # fmt: skip
+    for k, left in enumerate(out.state.balances_fen):
+        note = spv_account_id(deal.deal_no, "notes", tranche=k)
+        out_ts.append(_tr(f"{tid}.writedown.{k}", note, written, left, code))
+        if deal.retained[k]:
+            out_ts.append(_tr(f"{tid}.writedown.{k}.held", plat("deal_losses"),
+                              plat("retained_notes"), left, code))  # fmt: skip
+    return [t for t in out_ts if t.amount_fen > 0]
+
+
+def _test_json(t: TriggerTest) -> dict[str, Any]:
+    return {
+        "id": t.trigger_id,
+        "kind": t.kind,
+        "effect": str(t.effect),
+        "value": str(t.value),
+        "threshold": str(t.threshold),
+        "breached": t.breached,
+    }
 
 
 def _spv(deal_no: int) -> Callable[[str], int]:
@@ -924,46 +1253,6 @@ def _unique(ts: list[TransferRequest]) -> list[TransferRequest]:
             seen.add(t.id)
             out.append(t)
     return out
-
-
-def _live_triggers(
-    deal: LoadedDeal,
-    period: int,
-    defaults_cum_fen: int,
-    purchases_cum_fen: int,
-    out: PeriodOutcome,
-    xs_ratio: Fraction,
-    xs_history: Sequence[str],
-) -> list[dict[str, Any]]:
-    """The deal's triggers on the actual figures; servicer events and delinquency averages need
-    inputs the book does not give yet (see docs/funding.md)."""
-    fired = []
-    base = max(deal.pool_initial_fen + purchases_cum_fen, 1)
-    xs_window = [*(Fraction(x) for x in xs_history[-(AVERAGE_WINDOW_MONTHS - 1) :]), xs_ratio]
-    for trig in deal.model.triggers:
-        value: Fraction | None = None
-        limit: Fraction | None = None
-        breached = False
-        if trig.kind == "cumulative_default":
-            value = Fraction(defaults_cum_fen, base)
-            curve = [p for p in trig.curve if period <= p.to_period] or trig.curve[-1:]
-            limit = Fraction(curve[0].max)
-            breached = value > limit
-        elif trig.kind == "reserve_shortfall":
-            value, limit = Fraction(out.state.reserve_fen), Fraction(out.reserve_required_fen)
-            breached = value < limit
-        elif trig.kind == "senior_interest_shortfall":
-            value, limit = Fraction(out.senior_interest_shortfall_fen), Fraction(0)
-            breached = value > 0
-        elif trig.kind == "excess_spread_3m_avg" and trig.min is not None:
-            value, limit = sum(xs_window, Fraction(0)) / len(xs_window), Fraction(trig.min)
-            breached = len(xs_window) == AVERAGE_WINDOW_MONTHS and value < limit
-        if breached:
-            fired.append(
-                {"id": trig.id, "kind": trig.kind, "effect": trig.effect,
-                 "value": str(value), "threshold": str(limit)}
-            )  # fmt: skip
-    return fired
 
 
 def export_tape(service: AbsService, deal_id: str, out_dir: Path) -> dict[str, Path]:

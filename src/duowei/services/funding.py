@@ -73,6 +73,8 @@ class FundingCode:
     ABS_DEFAULT = 731
     ABS_WATERFALL = 740
     ABS_PURCHASE = 741
+    ABS_CLEAN_UP = 742
+    ABS_WRITE_DOWN = 743
 
 
 _INCOME_CODES: Final = frozenset(
