@@ -28,6 +28,7 @@ def _register() -> None:
     from duowei.cli import (
         alerts,
         audit,
+        batch,
         compliance,
         db,
         demo,
@@ -45,12 +46,14 @@ def _register() -> None:
     app.command("demo")(demo.demo)
     app.add_typer(loan.app, name="loan")
     app.add_typer(eod.app, name="eod")
+    app.add_typer(batch.app, name="batch")
     app.add_typer(risk.app, name="risk")
     app.add_typer(risk.stress_app, name="stress")
     app.add_typer(risk.provision_app, name="provision")
     app.add_typer(score.app, name="score")
     app.add_typer(funding.app, name="abs")
     app.add_typer(funding.feasibility_app, name="feasibility")
+    app.add_typer(funding.funding_app, name="funding")
     app.add_typer(alerts.app, name="alerts")
     app.add_typer(report.app, name="report")
     app.add_typer(compliance.app, name="compliance")
