@@ -10,7 +10,12 @@ from duowei.clock import BUSINESS_TZ, FixedClock
 from duowei.db import Database
 from duowei.funding.facilities import BankLineTerms
 from duowei.funding.joint_lending import JointTerms
-from duowei.ledger.chart import AccountCode, customer_account_id, platform_account_id
+from duowei.ledger.chart import (
+    AccountCode,
+    customer_account_id,
+    joint_partner_account_id,
+    platform_account_id,
+)
 from duowei.ledger.ledger import Ledger
 from duowei.money import parse_amount as y
 from duowei.products.schedule import Method
@@ -24,6 +29,18 @@ def _balance(db: Database, clock: FixedClock, name: str) -> int:
     with db.transaction() as uow:
         acc = Ledger(clock).account(uow, platform_account_id(name, CNY))
     return 0 if acc is None else acc.debit_balance_fen
+
+
+def _partner_payables(db: Database, clock: FixedClock) -> dict[str, int]:
+    """Each joint-lending partner's own payable account (debit balance) by partner name."""
+    with db.transaction() as uow:
+        nos = uow.fetchall("SELECT name, partner_no FROM joint_partners ORDER BY partner_no")
+        ledger = Ledger(clock)
+        out = {}
+        for name, no in nos:
+            acc = ledger.account(uow, joint_partner_account_id(int(no), "funding_payable"))
+            out[str(name)] = 0 if acc is None else acc.debit_balance_fen
+    return out
 
 
 def _totals(db: Database) -> tuple[int, int]:
@@ -99,7 +116,9 @@ def test_joint_loan_disbursed_and_funded_by_partners_in_one_transaction(db: Data
     assert outcome.ok, outcome
     # 1,000,001 fen split 30/45/25 by largest remainders, adding up exactly.
     assert outcome.detail["split_fen"] == {"platform": 300000, "BankA": 450001, "BankB": 250000}
-    assert _balance(db, book.clock, "joint_funding_payable") == -700001
+    # Each partner's share is owed to it on its own account; nothing on the shared one.
+    assert _partner_payables(db, book.clock) == {"BankA": -450001, "BankB": -250000}
+    assert _balance(db, book.clock, "joint_funding_payable") == 0
     assert _balance(db, book.clock, "settlement_cash") - cash_before == -300000
     with db.transaction() as uow:
         receivable = Ledger(book.clock).account(
@@ -130,4 +149,4 @@ def test_joint_loan_disbursed_and_funded_by_partners_in_one_transaction(db: Data
         loans = uow.fetchall("SELECT loan_id FROM cash_loans ORDER BY loan_id")
         joint = uow.fetchall("SELECT loan_id FROM joint_loans ORDER BY loan_id")
     assert [r[0] for r in loans] == ["JL1"] and [r[0] for r in joint] == ["JL1"]
-    assert _balance(db, book.clock, "joint_funding_payable") == -700001
+    assert _partner_payables(db, book.clock) == {"BankA": -450001, "BankB": -250000}

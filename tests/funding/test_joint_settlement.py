@@ -110,6 +110,9 @@ def test_partners_share_collections_and_losses_and_reconcile(db: Database) -> No
             (customer_account_id(9, AccountCode.INSTALLMENT_PRINCIPAL),),
         )
     assert rec.breaks == (), rec.breaks
+    # Each partner's own payable account holds its outstanding share; the shared one nothing.
+    assert rec.shared_payable_fen == 0 and rec.positions[0].payable_fen is None
+    assert all(p.payable_fen == p.outstanding_fen for p in rec.positions[1:])
     by = {(r[0], r[1]): tuple(int(v) for v in r[2:]) for r in rows}
     split = {k: dict(split_fen(TERMS, p)) for k, (_, p) in loans.items()}
     # JB repaid in full: each funder got back exactly what it funded, and lost nothing.

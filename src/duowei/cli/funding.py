@@ -1,5 +1,6 @@
 """``duowei abs`` (deal runs; from the live book: select-pool, issue, export-tape, verify-tape,
-close-period, report) and ``duowei feasibility`` (program economics).
+close-period, report, servicer-event, triggers), ``duowei funding`` (joint-lending settlement
+and reconciliation) and ``duowei feasibility`` (program economics).
 
 Both are thin: they load a YAML file, call the pure funding core and print JSON or a Rich
 summary. Bad input exits with status 2 and a one-line message.
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="abs", help="Asset-backed securities: run a deal's waterfall.", no_args_is_help=True
+)
+funding_app = typer.Typer(
+    name="funding",
+    help="Funding on the live book: joint-lending settlement and its reconciliation.",
+    no_args_is_help=True,
 )
 feasibility_app = typer.Typer(
     name="feasibility",
@@ -290,3 +296,90 @@ def abs_report(
         _fail(str(exc))
         return
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+
+
+@app.command("servicer-event")
+def abs_servicer_event(
+    deal_id: Annotated[str, typer.Argument(help="The deal's id.")],
+    ref: Annotated[str, typer.Option("--ref", help="The event's id (idempotency key).")],
+    reason: Annotated[str, typer.Option("--reason", help="What happened, in words.")],
+    on: DateOption = None,
+    db: DbOption = None,
+) -> None:
+    """Report a servicer event (termination, failure to remit, insolvency) on --date; the
+    deal's servicer_event trigger fires when the period that holds it is closed."""
+    try:
+        outcome = _abs_service(db, on, None).report_servicer_event(deal_id, ref=ref, reason=reason)
+    except DuoweiError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps({"ok": outcome.ok, "reason": outcome.reason, **outcome.detail}))
+    if not outcome.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command("triggers")
+def abs_triggers(
+    deal_id: Annotated[str, typer.Argument(help="The deal's id.")],
+    db: DbOption = None,
+) -> None:
+    """Print every recorded trigger evaluation of a deal (value, threshold, breached), JSON."""
+    try:
+        tests = _abs_service(db, None, None).trigger_tests(deal_id)
+    except DuoweiError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps(tests, indent=2))
+
+
+# -- joint lending ------------------------------------------------------------------------------
+
+
+@funding_app.command("settle-joint")
+def funding_settle_joint(
+    on: DateOption = None,
+    ref: Annotated[
+        str | None,
+        typer.Option("--ref", help="Idempotency key of the run (default: jls-YYYY-MM-DD)."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Settle the joint loans' collections and charge-offs recorded up to --date: each
+    partner is paid its shares less the servicing fee and charged its shares of losses, on its
+    own ledger accounts, in one transaction. Run it daily after end-of-day; a rerun with the
+    same --ref replays, a new run with nothing new settles nothing."""
+    from duowei.cli.common import database_for, settings_for
+    from duowei.services.funding import FundingService
+
+    try:
+        clock = _clock(on)
+        today = clock.today()
+        svc = FundingService(database_for(settings_for(db)), clock)
+        outcome = svc.settle_joint(on=today, ref=ref or f"jls-{today.isoformat()}")
+    except DuoweiError as exc:
+        _fail(str(exc))
+        return
+    doc = {"ok": outcome.ok, "reason": outcome.reason, "ref": outcome.ref,
+           "replayed": outcome.replayed, **outcome.detail}  # fmt: skip
+    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    if not outcome.ok:
+        raise typer.Exit(code=1)
+
+
+@funding_app.command("reconcile-joint")
+def funding_reconcile_joint(db: DbOption = None) -> None:
+    """Per funder: funded - repaid principal - losses = its share of the principal still on
+    the product sub-ledger = the partner's payable account; prints JSON (money in fen) and
+    exits 1 when anything differs by a fen."""
+    from duowei.cli.common import database_for, settings_for
+    from duowei.services.funding import reconcile_joint
+
+    try:
+        with database_for(settings_for(db)).transaction() as uow:
+            rec = reconcile_joint(uow)
+    except DuoweiError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps(rec.to_json(), ensure_ascii=False, indent=2))
+    if rec.breaks:
+        raise typer.Exit(code=1)

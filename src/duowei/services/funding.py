@@ -13,7 +13,8 @@ before every funding action. One database transaction per use case.
   funding of their shares post in the same transaction (``FundingService.joint_draw``); a
   daily settlement (``settle_joint``) pays partners their shares of collections less the
   servicing fee and charges them their shares of charge-offs; ``reconcile_joint`` checks per
-  partner that funded - repaid principal - losses = outstanding share, to the fen.
+  partner that funded - repaid principal - losses = outstanding share = the balance of the
+  partner's own payable account (``ledger.chart.joint_partner_account_id``), to the fen.
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ from duowei.funding.joint_lending import (
     split_fen,
 )
 from duowei.funding.limits import Decision, RuleSetModel, check_action, load_rule_set
-from duowei.ledger.chart import AccountCode, platform_accounts
+from duowei.ledger.chart import (
+    JOINT_PARTNERS_MAX,
+    AccountCode,
+    joint_partner_account_id,
+    joint_partner_accounts,
+    platform_accounts,
+)
 from duowei.ledger.ledger import Ledger
 from duowei.ledger.model import TransferRequest
 from duowei.money import check_fen
@@ -65,6 +72,7 @@ class FundingCode:
     JOINT_INTEREST = 712
     JOINT_SERVICING = 713
     JOINT_LOSS = 714
+    JOINT_MOVE = 715  # a partner's part of the shared payable moved to its own account (0011)
     ABS_NOTES = 720
     ABS_RETAINED = 721
     ABS_RESERVE = 722
@@ -377,7 +385,8 @@ class FundingService:
     ) -> Outcome:
         """Disburse a cash loan and have the partners fund their shares, atomically: the
         platform pays the whole principal out and receives each partner's share, which it owes
-        back to the partner (joint_funding_payable) from the loan's collections."""
+        back to the partner (the partner's own funding_payable account) from the loan's
+        collections."""
         from duowei.services.cash_loan import CashLoanService
 
         check_fen(principal_fen)
@@ -405,8 +414,9 @@ class FundingService:
             )
             if not drawn.ok:
                 return drawn
+            nos = partner_numbers(uow, self.ledger, [name for name, _ in split[1:]])
             funding = [
-                _tr(f"{loan_id}.jl.{i}", plat("settlement_cash"), plat("joint_funding_payable"),
+                _tr(f"{loan_id}.jl.{i}", plat("settlement_cash"), partner_payable(nos[name]),
                     part, FundingCode.JOINT_FUNDING)
                 for i, (name, part) in enumerate(split)
                 if name != PLATFORM and part
@@ -577,6 +587,30 @@ def joint_events(
     return out
 
 
+def partner_payable(partner_no: int) -> int:
+    """The ledger account holding what the platform owes one partner (its funded principal
+    still outstanding)."""
+    return joint_partner_account_id(partner_no, "funding_payable")
+
+
+def partner_numbers(uow: UnitOfWork, ledger: Ledger, names: Sequence[str]) -> dict[str, int]:
+    """Each partner's number (``joint_partners``), assigned at its first loan, and its ledger
+    accounts opened then; the platform has none."""
+    known = {
+        str(n): int(no) for n, no in uow.fetchall("SELECT name, partner_no FROM joint_partners")
+    }
+    for name in names:
+        if name == PLATFORM or name in known:
+            continue
+        no = max(known.values(), default=0) + 1
+        if no > JOINT_PARTNERS_MAX:
+            raise InvalidInput(f"at most {JOINT_PARTNERS_MAX} joint-lending partners")
+        uow.execute("INSERT INTO joint_partners (name, partner_no) VALUES (?,?)", (name, no))
+        ledger.create_accounts(uow, joint_partner_accounts(no, CNY))
+        known[name] = no
+    return {n: known[n] for n in names if n != PLATFORM}
+
+
 def _partner_key(name: str) -> str:
     # Transfer ids allow few characters; a partner named otherwise is keyed by a digest.
     if _SAFE_NAME.fullmatch(name):
@@ -585,15 +619,17 @@ def _partner_key(name: str) -> str:
 
 
 def settlement_transfers(
-    run_no: int, events: Sequence[tuple[str, str, str, tuple[FunderShare, ...]]]
+    run_no: int,
+    events: Sequence[tuple[str, str, str, tuple[FunderShare, ...]]],
+    partner_nos: Mapping[str, int],
 ) -> list[TransferRequest]:
     """The general ledger's side: per partner and run, aggregated like end-of-day's postings.
 
-    principal repaid: joint_funding_payable -> settlement_cash (the partner is paid);
+    principal repaid: the partner's funding_payable -> settlement_cash (the partner is paid);
     interest and fees less the servicing fee: funding_cost -> settlement_cash;
     the servicing fee kept: funding_cost -> servicing_fee_income;
-    loss borne: joint_funding_payable -> write_off_transferred (end-of-day charged the whole
-    loan to write_off_expense, which must stay equal to the sub-ledger's charge-offs).
+    loss borne: the partner's funding_payable -> write_off_transferred (end-of-day charged the
+    whole loan to write_off_expense, which must stay equal to the sub-ledger's charge-offs).
     """
     totals: dict[str, list[int]] = {}
     for _ref, _loan, _kind, shares in events:
@@ -605,14 +641,11 @@ def settlement_transfers(
             t[1] += s.interest_fen + s.fees_fen - s.servicing_fee_fen
             t[2] += s.servicing_fee_fen
             t[3] += s.loss_fen
-    payable, cash, cost = (
-        plat("joint_funding_payable"),
-        plat("settlement_cash"),
-        plat("funding_cost"),
-    )
+    cash, cost = plat("settlement_cash"), plat("funding_cost")
     out = []
     for funder, (principal, net, fee, loss) in sorted(totals.items()):
         tid = f"jl:{run_no}:{_partner_key(funder)}"
+        payable = partner_payable(partner_nos[funder])
         legs = (
             (".p", payable, cash, principal, FundingCode.JOINT_PRINCIPAL),
             (".i", cost, cash, net, FundingCode.JOINT_INTEREST),
@@ -623,13 +656,56 @@ def settlement_transfers(
     return out
 
 
+def shared_payable_moves(
+    uow: UnitOfWork, run_no: int, partner_nos: Mapping[str, int]
+) -> list[TransferRequest]:
+    """Joint loans drawn before revision 0011 credited one shared ``joint_funding_payable``;
+    the first settlement after it moves each partner's part to the partner's own account:
+    what the partner funded there less what settlements have since taken out of it."""
+    shared = plat("joint_funding_payable")
+    row = uow.fetchone(
+        "SELECT credits_posted - debits_posted FROM accounts WHERE id = ?", (shared,)
+    )
+    if row is None or int(row[0]) == 0:
+        return []
+    splits = {
+        str(loan_id): [str(n) for n, _ in json.loads(split)]
+        for loan_id, split in uow.fetchall("SELECT loan_id, split_json FROM joint_loans")
+    }
+    owed: dict[str, int] = {}
+    loans: dict[str, set[str]] = {}
+    for tid, amount in uow.fetchall(
+        "SELECT id, amount_fen FROM transfers WHERE credit_account_id = ? AND code = ?",
+        (shared, FundingCode.JOINT_FUNDING),
+    ):
+        loan_id, _, index = str(tid).rpartition(".jl.")
+        funder = splits[loan_id][int(index)]
+        owed[funder] = owed.get(funder, 0) + int(amount)
+        loans.setdefault(funder, set()).add(loan_id)
+    for funder, loan_id, taken in uow.fetchall(
+        "SELECT funder, loan_id, SUM(principal_fen + loss_fen) FROM joint_settlements "
+        "GROUP BY funder, loan_id"
+    ):
+        if str(loan_id) in loans.get(str(funder), set()):
+            owed[str(funder)] -= int(taken)
+    assert sum(owed.values()) == int(row[0]), "the shared payable is the partners' parts"
+    return [
+        _tr(f"jl:{run_no}:{_partner_key(f)}.m", shared, partner_payable(partner_nos[f]), amount,
+            FundingCode.JOINT_MOVE)
+        for f, amount in sorted(owed.items())
+        if amount > 0
+    ]  # fmt: skip
+
+
 def settle_joint_loans(uow: UnitOfWork, ledger: Ledger, *, on: date, ref: str) -> dict[str, Any]:
     """One settlement run inside the caller's unit of work; its figures by partner (fen)."""
     loans = load_joint_loans(uow)
     events = joint_events(uow, loans, on)
     row = uow.fetchone("SELECT COALESCE(MAX(run_no), 0) FROM joint_settlement_runs", ())
     run_no = int(row[0] if row else 0) + 1
-    transfers = settlement_transfers(run_no, events)
+    funders = sorted({f for loan in loans.values() for f, _ in loan.funded} - {PLATFORM})
+    nos = partner_numbers(uow, ledger, funders)
+    transfers = shared_payable_moves(uow, run_no, nos) + settlement_transfers(run_no, events, nos)
     failed = post(ledger, uow, transfers) if transfers else None
     if failed:
         raise RuntimeError(f"joint settlement {ref} refused by the ledger: {failed}")
@@ -654,37 +730,67 @@ def settle_joint_loans(uow: UnitOfWork, ledger: Ledger, *, on: date, ref: str) -
 
 @dataclass(frozen=True, slots=True)
 class PartnerPosition:
-    """funded - repaid principal - losses = outstanding share (``breaks`` when not so)."""
+    """funded - repaid principal - losses = outstanding share = the partner's own payable
+    account on the general ledger (``breaks`` when not so)."""
 
     funder: str
     funded_fen: int
     repaid_principal_fen: int
     loss_fen: int
     outstanding_fen: int  # the funder's share of what the product sub-ledger still holds
+    payable_fen: int | None = None  # the partner's funding_payable (credit); None: platform
+    account_id: int | None = None
 
     @property
     def difference_fen(self) -> int:
         return self.funded_fen - self.repaid_principal_fen - self.loss_fen - self.outstanding_fen
 
+    @property
+    def ledger_difference_fen(self) -> int:
+        return 0 if self.payable_fen is None else self.payable_fen - self.outstanding_fen
+
 
 @dataclass(frozen=True, slots=True)
 class JointReconciliation:
     positions: tuple[PartnerPosition, ...]
-    funding_payable_fen: int  # joint_funding_payable's credit balance on the general ledger
+    shared_payable_fen: int  # the shared account loans drawn before 0011 credited; 0 after
+
+    @property
+    def funding_payable_fen(self) -> int:
+        """The partners' payables on the general ledger, in total."""
+        own = sum(p.payable_fen or 0 for p in self.positions)
+        return own + self.shared_payable_fen
 
     @property
     def breaks(self) -> tuple[str, ...]:
         out = [f"{p.funder}: {p.difference_fen:+d} fen" for p in self.positions if p.difference_fen]
-        partners = sum(p.outstanding_fen for p in self.positions if p.funder != PLATFORM)
-        if partners != self.funding_payable_fen:
-            out.append(f"joint_funding_payable {self.funding_payable_fen} != partners {partners}")
+        out += [
+            f"{p.funder}: payable {p.payable_fen} != outstanding {p.outstanding_fen}"
+            for p in self.positions
+            if p.ledger_difference_fen
+        ]
+        if self.shared_payable_fen:
+            out.append(f"joint_funding_payable (before 0011) holds {self.shared_payable_fen}")
         return tuple(out)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "positions": [
+                {"funder": p.funder, "funded_fen": p.funded_fen,
+                 "repaid_principal_fen": p.repaid_principal_fen, "loss_fen": p.loss_fen,
+                 "outstanding_fen": p.outstanding_fen, "payable_fen": p.payable_fen,
+                 "account_id": p.account_id}
+                for p in self.positions
+            ],
+            "shared_payable_fen": self.shared_payable_fen,
+            "breaks": list(self.breaks),
+        }  # fmt: skip
 
 
 def reconcile_joint(uow: UnitOfWork) -> JointReconciliation:
-    """Per funder, from three independent sources: the funded split (joint_loans), the
-    settlements (joint_settlements) and the product sub-ledger's principal now, shared by the
-    cumulative rule; and the partners' total against the general ledger's payable."""
+    """Per funder, from four independent sources: the funded split (joint_loans), the
+    settlements (joint_settlements), the product sub-ledger's principal now, shared by the
+    cumulative rule, and the partner's own payable account on the general ledger."""
     loans = load_joint_loans(uow)
     rows = uow.fetchall(
         "SELECT funder, SUM(principal_fen), SUM(loss_fen) FROM joint_settlements GROUP BY funder"
@@ -701,12 +807,22 @@ def reconcile_joint(uow: UnitOfWork) -> JointReconciliation:
             funded[name] = funded.get(name, 0) + part
             left = 0 if loan.charged_off else part - repaid[name]
             outstanding[name] = outstanding.get(name, 0) + left
-    positions = tuple(
-        PartnerPosition(name, funded[name], *settled.get(name, (0, 0)), outstanding[name])
-        for name in sorted(funded, key=lambda n: (n != PLATFORM, n))
-    )
-    payable = uow.fetchone(
-        "SELECT credits_posted - debits_posted FROM accounts WHERE id = ?",
-        (plat("joint_funding_payable"),),
-    )
-    return JointReconciliation(positions, int(payable[0]) if payable else 0)
+    nos = {str(n): int(no) for n, no in uow.fetchall("SELECT name, partner_no FROM joint_partners")}
+
+    def credit(account_id: int) -> int:
+        row = uow.fetchone(
+            "SELECT credits_posted - debits_posted FROM accounts WHERE id = ?", (account_id,)
+        )
+        return int(row[0]) if row else 0
+
+    positions = []
+    for name in sorted(funded, key=lambda n: (n != PLATFORM, n)):
+        account = partner_payable(nos[name]) if name in nos else None
+        positions.append(
+            PartnerPosition(
+                name, funded[name], *settled.get(name, (0, 0)), outstanding[name],
+                payable_fen=None if name == PLATFORM else credit(account) if account else 0,
+                account_id=account,
+            )
+        )  # fmt: skip
+    return JointReconciliation(tuple(positions), credit(plat("joint_funding_payable")))
