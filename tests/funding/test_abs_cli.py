@@ -1,5 +1,5 @@
 """``duowei abs`` over the live book: select-pool, issue, export-tape, verify-tape,
-close-period, report (SQLite file)."""
+servicer-event, close-period, triggers, report (SQLite file)."""
 
 from __future__ import annotations
 
@@ -55,8 +55,16 @@ def test_the_abs_commands_on_a_live_book(tmp_path: Path) -> None:
     assert exported["rows"] == len(BOOK) - 1
     verified = runner.invoke(app, ["abs", "verify-tape", str(out)])
     assert verified.exit_code == 0 and json.loads(verified.output)["rows"] == len(BOOK) - 1
+    event = run("servicer-event", "CLI-1", "--ref", "se-1", "--reason", "late remittance",
+                "--date", "2026-03-20")  # fmt: skip
+    assert event["ok"] and event["reported_on"] == "2026-03-20"
     closed = run("close-period", "CLI-1", "--period-end", "2026-03-31")
     assert closed["ok"] and closed["period"] == 1
+    assert closed["status"] == "accelerated" and closed["triggers_breached"] == ["servicer_event"]
+    tests = runner.invoke(app, ["abs", "triggers", "CLI-1", *common])
+    recorded = json.loads(tests.output)
+    assert tests.exit_code == 0 and len(recorded) == len(_deal().triggers)
+    assert [t["id"] for t in recorded if t["breached"]] == ["servicer_event"]
     report = run("report", "CLI-1", "--period", "1")
     assert report["period"] == 1 and report["collections"]["principal_fen"] > 0  # type: ignore[index]
     missing = runner.invoke(app, ["abs", "report", "CLI-1", "--period", "9", *common])

@@ -166,6 +166,8 @@ PLATFORM_ACCOUNTS: Final[dict[str, tuple[int, AccountCode, bool]]] = {
     "retained_notes": (21, AccountCode.RETAINED_NOTES, False),
     "bank_loans": (22, AccountCode.BANK_LOANS, False),
     "joint_receivable": (23, AccountCode.JOINT_RECEIVABLE, False),
+    # Joint loans drawn before revision 0011 only: partners now have their own accounts
+    # (joint_partner_account_id); the first settlement moves this one's balance to them.
     "joint_funding_payable": (24, AccountCode.JOINT_FUNDING_PAYABLE, False),
     # Losses on sold loans moved to their SPV (offsets write_off_expense, which end-of-day
     # reconciles with the sub-ledger's charge-offs and so must not be touched).

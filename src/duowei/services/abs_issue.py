@@ -16,8 +16,17 @@ within one entity's books):
   income it booked, the SPV books it); charged-off sold loans are the SPV's losses; then the
   deal's waterfall runs on those actual collections and every payment is posted (the servicer
   fee is the platform's servicing income); while revolving, principal buys new eligible loans.
-- Each period's investor report (collections, the waterfall, tranche balances, triggers) is
-  stored and its digest recorded in the audit log.
+- Triggers: every trigger of the deal file is evaluated at every close with the engine's
+  definitions (``funding.triggers``) on the actual figures (the delinquency ratio from the
+  loans' days past due; servicer events as reported with ``report_servicer_event``), and each
+  evaluation is recorded (``abs_trigger_tests``).
+- *clean-up call*: when the pool falls to ``clean_up_call_pct`` of the original after the
+  revolving period (``engine.clean_up_due``), the originator buys back every loan left at
+  principal plus accrued interest (SPV collections <- receivable and interest income; platform
+  receivables_sold and income <- settlement_cash), the waterfall's final period pays the notes,
+  notes left unpaid and the reserve advance are written off on both sides, and the deal closes.
+- Each period's investor report (collections, the waterfall, tranche balances, triggers, the
+  call) is stored and its digest recorded in the audit log.
 """
 
 from __future__ import annotations
