@@ -19,6 +19,7 @@ from duowei.ledger.ledger import Ledger
 from duowei.ledger.model import TransferRequest
 from duowei.money import parse_amount as y
 from duowei.products.schedule import Method
+from duowei.services.abs_issue import AbsService, load_candidates
 from duowei.services.funding import FundingCode, FundingService, reconcile_joint
 
 from .book import Book
@@ -130,8 +131,18 @@ def test_loans_funded_on_the_shared_payable_move_to_the_partners(db: Database) -
     ).ok  # fmt: skip
     shared = platform_account_id("joint_funding_payable", CNY)
     assert _credit(db, book, shared) == principal - dict(split)["platform"]
+    _open_lines(book, 9)
+    assert book.cash_loan.draw(
+        customer_no=9, loan_id="OWN", principal_fen=y("2000"), term_months=6,
+        method=Method.EQUAL_INSTALLMENT, grade="B",
+    ).ok  # fmt: skip
     book.go_to(date(2026, 2, 5))
-    for loan_id in ("OLD", "NEW"):
+    # Only the platform's own loan may be sold to a deal: a joint loan is partly the partners'.
+    with db.transaction() as uow:
+        rows = load_candidates(uow, as_of=book.today, terms=AbsService(db, book.clock).terms,
+                               regions={})  # fmt: skip
+    assert [r["loan_id"] for r in rows] == ["OWN"]
+    for loan_id in ("OLD", "NEW", "OWN"):
         due = _due(book, loan_id)
         assert book.cash_loan.repay(loan_id=loan_id, amount_fen=due, ref=f"{loan_id}-1").ok
     assert svc.settle_joint(on=book.today, ref="jls-1").ok

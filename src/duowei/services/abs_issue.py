@@ -122,7 +122,8 @@ def _as_date(value: Any) -> date:
 def load_candidates(
     uow: UnitOfWork, *, as_of: date, terms: CashLoanTerms, regions: Mapping[int, int]
 ) -> list[dict[str, Any]]:
-    """Active, not charged-off cash loans never sold, as tape rows as of ``as_of``."""
+    """Active, not charged-off cash loans never sold and not jointly funded, as tape rows as
+    of ``as_of``."""
     grade_of = {str(Decimal(r)): g for g, r in terms.daily_rate_by_grade.items()}
     today = day_number(as_of)
     remaining = dict(
@@ -139,6 +140,8 @@ def load_candidates(
         "FROM product_accounts p JOIN cash_loans c ON c.account_id = p.id "
         "WHERE p.kind = 'cash_loan' AND c.status = 'active' AND p.charged_off = 0 "
         "AND NOT EXISTS (SELECT 1 FROM abs_pool_loans a WHERE a.account_id = p.id) "
+        # A joint loan is only partly the platform's: it cannot sell the partners' shares.
+        "AND NOT EXISTS (SELECT 1 FROM joint_loans j WHERE j.loan_id = c.loan_id) "
         "ORDER BY p.id"
     )
     out = []
