@@ -7,7 +7,10 @@ from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
-from duowei.funding.deal import load_deal
+import pytest
+
+from duowei.errors import InvalidInput
+from duowei.funding.deal import load_deal, load_yaml, parse_deal
 from duowei.funding.triggers import (
     PeriodMeasures,
     Trigger,
@@ -69,3 +72,10 @@ def test_cumulative_defaults_follow_the_step_curve_and_statuses_only_move_forwar
     assert evaluate_trigger(cum, replace(m, period=40, defaults_cum_fen=70_001)).breached
     fired = evaluate_trigger(cum, replace(m, period=6))
     assert status_after(DealStatus.ACCELERATED, [fired]) == DealStatus.ACCELERATED
+
+
+def test_a_deal_file_names_each_trigger_once() -> None:
+    data = load_yaml(SAMPLE)
+    data["triggers"].append(dict(data["triggers"][0]))
+    with pytest.raises(InvalidInput, match="trigger ids must be unique"):
+        parse_deal(data)

@@ -234,6 +234,9 @@ class DealModel(_Model):
         names = [t.name for t in self.tranches]
         if len(set(names)) != len(names):
             raise ValueError("tranche names must be unique")
+        ids = [t.id for t in self.triggers]
+        if len(set(ids)) != len(ids):
+            raise ValueError("trigger ids must be unique (each evaluation is recorded by id)")
         missing = set(DealStatus) - set(self.waterfalls)
         if missing:
             raise ValueError(f"waterfalls missing for {sorted(missing)}")
