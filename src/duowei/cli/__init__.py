@@ -53,6 +53,7 @@ def _register() -> None:
     app.add_typer(score.app, name="score")
     app.add_typer(funding.app, name="abs")
     app.add_typer(funding.feasibility_app, name="feasibility")
+    app.add_typer(funding.funding_app, name="funding")
     app.add_typer(alerts.app, name="alerts")
     app.add_typer(report.app, name="report")
     app.add_typer(compliance.app, name="compliance")
