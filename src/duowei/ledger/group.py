@@ -10,6 +10,16 @@ transfers and its rows, atomically".
 A submission is isolated from the others: its last transfer must not be ``LINKED`` (a chain
 cannot run into another caller's transfers), and if any submission's ``work`` raises, the group
 is rolled back and every submission is run again alone, so one failure reaches only its caller.
+
+A use case that must read and lock its own rows *before* its transfers are decided (a product
+use case: its state row, its idempotency key) submits an item to a ``GroupWork`` instead
+(``submit_work(handler, item)``). In the group's transaction the committer calls
+``handler.prepare(uow, items)`` once for all of that handler's items (set-wise: one query for
+all of them, rows locked in id order before any ledger row, the same order as a use case run
+alone), posts every submission's transfers in one ledger batch, then calls
+``handler.finish(uow, items, results)``, which writes the rows and returns each caller's
+answer. ``prepare`` may put an item off (``None`` instead of its transfers: two items of the
+group with the same idempotency key); it then runs alone after the group has committed.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 from duowei.clock import Clock
 from duowei.db import Database, UnitOfWork
@@ -32,13 +42,49 @@ MAX_TRANSFERS_DEFAULT: Final = 2_000
 QUEUE_DEPTH_MAX: Final = 100_000
 
 Work = Callable[[UnitOfWork, list[TransferResult]], Any]
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+ItemC = TypeVar("ItemC", contravariant=True)
+ResultC = TypeVar("ResultC", covariant=True)
 
 
-@dataclass
+class GroupWork(Protocol[ItemC, ResultC]):
+    """A use case run set-wise over the items of a group (see the module docstring)."""
+
+    @property
+    def transfers_max(self) -> int:
+        """The most transfers ``prepare`` returns for one item (to size groups)."""
+        ...
+
+    def prepare(
+        self, uow: UnitOfWork, items: Sequence[ItemC]
+    ) -> list[Sequence[TransferRequest] | None]:
+        """Read and lock what the items need; each item's transfers (may be none), or None to
+        put the item off until the group has committed."""
+        ...
+
+    def finish(
+        self,
+        uow: UnitOfWork,
+        items: Sequence[ItemC],
+        results: Sequence[list[TransferResult]],
+    ) -> Sequence[ResultC]:
+        """Write the items' rows now that their transfers were decided; each item's answer."""
+        ...
+
+
+@dataclass(eq=False)  # compared by identity: a group looks its submissions up by the object
 class _Submission:
     requests: Sequence[TransferRequest]
     work: Work | None
     future: Future[tuple[list[TransferResult], Any]] = field(default_factory=Future)
+    handler: GroupWork[Any, Any] | None = None
+    item: Any = None
+    weight: int = 0  # transfers counted toward max_transfers
+
+    def __post_init__(self) -> None:
+        if not self.weight:
+            self.weight = len(self.requests)
 
 
 class GroupCommitter:
@@ -74,6 +120,17 @@ class GroupCommitter:
         self._queue.put(submission)
         return submission.future.result()
 
+    def submit_work(self, handler: GroupWork[ItemT, ResultT], item: ItemT) -> ResultT:
+        """Run ``item`` through ``handler`` in a shared transaction; block until committed and
+        return its answer (``handler.finish``'s entry for it)."""
+        weight = max(1, handler.transfers_max)
+        if weight > self.max_transfers:
+            raise ValueError(f"a submission holds 1..{self.max_transfers} transfers")
+        submission = _Submission((), None, handler=handler, item=item, weight=weight)
+        self._queue.put(submission)
+        answer: ResultT = submission.future.result()[1]
+        return answer
+
     def close(self) -> None:
         """Finish what was submitted, then stop the committing thread."""
         self._queue.put(None)
@@ -86,7 +143,7 @@ class GroupCommitter:
         self.close()
 
     def _gather(self, first: _Submission) -> tuple[list[_Submission], bool]:
-        group, count, closing = [first], len(first.requests), False
+        group, count, closing = [first], first.weight, False
         while count < self.max_transfers:
             try:
                 nxt = (
@@ -99,11 +156,11 @@ class GroupCommitter:
             if nxt is None:
                 closing = True
                 break
-            if count + len(nxt.requests) > self.max_transfers:
+            if count + nxt.weight > self.max_transfers:
                 self._run_group([nxt])
                 continue
             group.append(nxt)
-            count += len(nxt.requests)
+            count += nxt.weight
         return group, closing
 
     def _run(self) -> None:
@@ -117,29 +174,66 @@ class GroupCommitter:
                 return
 
     def _run_group(self, group: list[_Submission]) -> None:
-        alone = [s for s in group if s.requests[-1].flags & TransferFlags.LINKED]
+        alone = [s for s in group if s.requests and s.requests[-1].flags & TransferFlags.LINKED]
         shared = [s for s in group if s not in alone]
         if shared:
             try:
-                self._commit(shared)
+                alone += self._commit(shared)
             except Exception:
                 alone += shared
         for submission in alone:
             try:
-                self._commit([submission])
+                later = self._commit([submission])
             except Exception as exc:
                 submission.future.set_exception(exc)
+                continue
+            if later:  # put off even alone: a handler error, not a retry loop
+                submission.future.set_exception(RuntimeError("a lone item was put off"))
 
-    def _commit(self, group: list[_Submission]) -> None:
-        outcomes: list[tuple[list[TransferResult], Any]] = []
+    def _commit(self, group: list[_Submission]) -> list[_Submission]:
+        """Run the group in one transaction; the submissions put off, to run after it."""
+        outcomes: dict[int, tuple[list[TransferResult], Any]] = {}
+        later: list[_Submission] = []
         with self.db.transaction() as uow:
-            requests = [r for s in group for r in s.requests]
-            results = self.ledger.create_transfers(uow, requests)
-            start = 0
+            handlers: dict[int, tuple[GroupWork[Any, Any], list[_Submission]]] = {}
             for s in group:
-                mine = results[start : start + len(s.requests)]
-                start += len(s.requests)
-                outcomes.append((mine, s.work(uow, mine) if s.work is not None else None))
+                if s.handler is not None:
+                    handlers.setdefault(id(s.handler), (s.handler, []))[1].append(s)
+            prepared: dict[int, Sequence[TransferRequest]] = {}
+            for handler, subs in handlers.values():
+                planned = handler.prepare(uow, [s.item for s in subs])
+                if len(planned) != len(subs):
+                    raise ValueError("prepare must answer once per item")
+                for s, requests in zip(subs, planned, strict=True):
+                    if requests is None:
+                        later.append(s)
+                    elif requests and requests[-1].flags & TransferFlags.LINKED:
+                        raise ValueError("a prepared chain must be closed")
+                    else:
+                        prepared[id(s)] = requests
+            running = [s for s in group if s not in later]
+            own = [prepared.get(id(s), s.requests) for s in running]
+            requests = [r for rs in own for r in rs]
+            results = self.ledger.create_transfers(uow, requests) if requests else []
+            start = 0
+            mine: dict[int, list[TransferResult]] = {}
+            for s, rs in zip(running, own, strict=True):
+                mine[id(s)] = results[start : start + len(rs)]
+                start += len(rs)
+            for s in running:
+                if s.handler is None:
+                    got = mine[id(s)]
+                    outcomes[id(s)] = (got, s.work(uow, got) if s.work is not None else None)
+            for handler, subs in handlers.values():
+                subs = [s for s in subs if s not in later]
+                if not subs:
+                    continue
+                answers = handler.finish(uow, [s.item for s in subs], [mine[id(s)] for s in subs])
+                if len(answers) != len(subs):
+                    raise ValueError("finish must answer once per item")
+                for s, answer in zip(subs, answers, strict=True):
+                    outcomes[id(s)] = (mine[id(s)], answer)
         self.groups_committed += 1
-        for s, outcome in zip(group, outcomes, strict=True):
-            s.future.set_result(outcome)
+        for s in running:
+            s.future.set_result(outcomes[id(s)])
+        return later

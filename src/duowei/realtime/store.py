@@ -3,13 +3,17 @@
 ``record_decision`` keeps a verdict with the hold it guarded (same transaction), its rule hits
 (hit statistics are counts of these rows) and, for holds and declines, an alert in the
 analysts' queue. Alerts de-duplicate on a key: while one is open, a repeat raises its count.
-The outbox holds customer notifications for a separate sender (written with the change that
-caused them, so none is lost or sent for a change that rolled back).
+``record_decisions`` is the same for the many verdicts of a group commit (one statement per
+table), and ``find_decisions`` reads verdicts back, so a retried authorization gets the answer it
+got the first time instead of a second evaluation. The outbox holds customer notifications for a
+separate sender (written with the change that caused them, so none is lost or sent for a change
+that rolled back).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -56,63 +60,126 @@ def _severest(severities: list[str]) -> str:
     return max(severities, key=SEVERITIES.index) if severities else "low"
 
 
-def record_decision(uow: UnitOfWork, event: RiskEvent, verdict: Verdict, clock: Clock) -> bool:
-    """Keep a verdict (idempotent on the event id); False when it was already recorded."""
-    now_us = to_micros(clock.now())
-    day = from_micros(event.at_us).astimezone(BUSINESS_TZ).date().isoformat()
-    cur = uow.execute(
-        "INSERT INTO risk_decisions (event_id, customer_no, kind, amount_fen, action, reasons, "
-        "anomaly_score_ppm, ruleset_version, degraded, business_date, decided_us) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (event_id) DO NOTHING",
-        (
-            event.event_id,
-            event.customer_no,
-            event.kind.value,
-            event.amount_fen,
-            verdict.action.label,
-            ",".join(verdict.reasons),
-            round(verdict.anomaly_score * _PPM),
-            verdict.ruleset_version,
-            int(verdict.degraded),
-            day,
-            now_us,
-        ),
+_INSERT_DECISION: Final = (
+    "INSERT INTO risk_decisions (event_id, customer_no, kind, amount_fen, action, reasons, "
+    "anomaly_score_ppm, ruleset_version, degraded, business_date, decided_us) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_HIT: Final = (
+    "INSERT INTO risk_rule_hits (event_id, rule_id, ruleset_version, shadow, action, "
+    "business_date) VALUES (?,?,?,?,?,?)"
+)
+
+
+def _business_day(event: RiskEvent) -> str:
+    return from_micros(event.at_us).astimezone(BUSINESS_TZ).date().isoformat()
+
+
+def _decision_row(event: RiskEvent, verdict: Verdict, now_us: int) -> tuple[Any, ...]:
+    return (
+        event.event_id,
+        event.customer_no,
+        event.kind.value,
+        event.amount_fen,
+        verdict.action.label,
+        ",".join(verdict.reasons),
+        round(verdict.anomaly_score * _PPM),
+        verdict.ruleset_version,
+        int(verdict.degraded),
+        _business_day(event),
+        now_us,
     )
-    if cur.rowcount == 0:
-        return False
-    hits = [*verdict.hits, *verdict.shadow_hits]
-    if hits:
-        cur = uow.cursor()
-        cur.executemany(
-            uow.sql(
-                "INSERT INTO risk_rule_hits (event_id, rule_id, ruleset_version, shadow, action, "
-                "business_date) VALUES (?,?,?,?,?,?)"
-            ),
-            [
-                (
-                    event.event_id,
-                    h.rule_id,
-                    verdict.ruleset_version,
-                    int(h.shadow),
-                    h.action.label,
-                    day,
-                )
-                for h in hits
-            ],
-        )
+
+
+def _hit_rows(event: RiskEvent, verdict: Verdict) -> list[tuple[Any, ...]]:
+    day = _business_day(event)
+    return [
+        (event.event_id, h.rule_id, verdict.ruleset_version, int(h.shadow), h.action.label, day)
+        for h in (*verdict.hits, *verdict.shadow_hits)
+    ]
+
+
+def _alert_for(uow: UnitOfWork, clock: Clock, event: RiskEvent, verdict: Verdict) -> None:
     if verdict.action in ALERT_ACTIONS:
-        severity = _severest([h.severity for h in verdict.hits])
         raise_alert(
             uow,
             clock,
             dedup_key=f"customer:{event.customer_no}:{verdict.action.label}",
             kind=f"authorization_{verdict.action.label}",
-            severity=severity,
+            severity=_severest([h.severity for h in verdict.hits]),
             customer_no=event.customer_no,
             ref=event.event_id,
             summary=", ".join(verdict.reasons)[:TEXT_MAX],
         )
+
+
+def record_decision(uow: UnitOfWork, event: RiskEvent, verdict: Verdict, clock: Clock) -> bool:
+    """Keep a verdict (idempotent on the event id); False when it was already recorded."""
+    cur = uow.execute(
+        _INSERT_DECISION + " ON CONFLICT (event_id) DO NOTHING",
+        _decision_row(event, verdict, to_micros(clock.now())),
+    )
+    if cur.rowcount == 0:
+        return False
+    hits = _hit_rows(event, verdict)
+    if hits:
+        uow.cursor().executemany(uow.sql(_INSERT_HIT), hits)
+    _alert_for(uow, clock, event, verdict)
     return True
+
+
+def record_decisions(
+    uow: UnitOfWork, decided: Sequence[tuple[RiskEvent, Verdict]], clock: Clock
+) -> None:
+    """Keep many new verdicts: one statement per table (alerts one by one, for holds and
+    declines). Unlike ``record_decision`` an event id already recorded is an error, not a
+    no-op: the caller read ``find_decisions`` first, so a duplicate means another transaction
+    decided the same event meanwhile, and the caller's transaction must not add its hits."""
+    if not decided:
+        return
+    now_us = to_micros(clock.now())
+    cur = uow.cursor()
+    cur.executemany(uow.sql(_INSERT_DECISION), [_decision_row(e, v, now_us) for e, v in decided])
+    hits = [row for e, v in decided for row in _hit_rows(e, v)]
+    if hits:
+        cur.executemany(uow.sql(_INSERT_HIT), hits)
+    for event, verdict in decided:
+        _alert_for(uow, clock, event, verdict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A recorded verdict, as ``find_decisions`` reads it back."""
+
+    event_id: str
+    customer_no: int
+    kind: str
+    amount_fen: int
+    action: Action
+    reasons: tuple[str, ...]
+
+
+def find_decisions(uow: UnitOfWork, event_ids: Sequence[str]) -> dict[str, Decision]:
+    """The recorded verdicts of these events (those that have one)."""
+    ids = sorted(set(event_ids))
+    if not ids:
+        return {}
+    rows = uow.fetchall(
+        "SELECT event_id, customer_no, kind, amount_fen, action, reasons FROM risk_decisions "
+        f"WHERE event_id IN ({','.join('?' * len(ids))})",
+        ids,
+    )
+    return {
+        r[0]: Decision(
+            r[0],
+            int(r[1]),
+            str(r[2]),
+            int(r[3]),
+            Action[str(r[4]).upper()],
+            tuple(x for x in str(r[5]).split(",") if x),
+        )
+        for r in rows
+    }
 
 
 def raise_alert(

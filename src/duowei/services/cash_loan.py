@@ -1,4 +1,5 @@
-"""Cash loans (借呗-like) drawn on the credit-pay line: one database transaction per use case.
+"""Cash loans (借呗-like) drawn on the credit-pay line: one database transaction per use case
+(its own, or the caller's when given ``uow=``).
 
 - draw: *limit* line_available -> line_in_use, linked to installment_principal ->
   settlement_cash (the money goes to the borrower);
@@ -109,9 +110,9 @@ class CashLoanService(ProductService):
         )
         return dict(zip(keys, row, strict=True))
 
-    def _account_of(self, loan_id: str) -> int:
-        with self.db.transaction() as uow:
-            loan = self._loan(uow, loan_id)
+    def _account_of(self, loan_id: str, uow: UnitOfWork | None) -> int:
+        with self.unit(uow) as u:
+            loan = self._loan(u, loan_id)
         return int(loan["account_id"]) if loan else 0
 
     def draw(
@@ -123,6 +124,7 @@ class CashLoanService(ProductService):
         term_months: int,
         method: Method,
         grade: str,
+        uow: UnitOfWork | None = None,
     ) -> Outcome:
         """Draw a loan on the line: quote (cap check), limit used, money to the borrower."""
         rate, today = self._rate(grade), self.clock.today()
@@ -137,8 +139,8 @@ class CashLoanService(ProductService):
         )
         if not quote.cap.ok:
             return Outcome(False, "rate_above_cap", loan_id)
-        with self.db.transaction() as uow:
-            row = uow.fetchone(
+        with self.unit(uow) as u:
+            row = u.fetchone(
                 "SELECT MAX(id) FROM product_accounts WHERE customer_no = ? AND kind = 'cash_loan'",
                 (customer_no,),
             )
@@ -226,9 +228,19 @@ class CashLoanService(ProductService):
             request=request,
             decide=decide,
             create=create,
+            uow=uow,
         )
 
-    def _pay(self, *, loan_id: str, amount_fen: int, ref: str, kind: str, payoff: bool) -> Outcome:
+    def _pay(
+        self,
+        *,
+        loan_id: str,
+        amount_fen: int,
+        ref: str,
+        kind: str,
+        payoff: bool,
+        uow: UnitOfWork | None,
+    ) -> Outcome:
         def decide(uow: UnitOfWork, state: State) -> Step | Outcome:
             loan = self._loan(uow, loan_id)
             assert loan is not None
@@ -264,21 +276,26 @@ class CashLoanService(ProductService):
         return self.run(
             kind=kind,
             ref=ref,
-            account_id=self._account_of(loan_id),
+            account_id=self._account_of(loan_id, uow),
             request={"loan_id": loan_id, "amount": amount_fen},
             decide=decide,
+            uow=uow,
         )
 
-    def repay(self, *, loan_id: str, amount_fen: int, ref: str) -> Outcome:
+    def repay(
+        self, *, loan_id: str, amount_fen: int, ref: str, uow: UnitOfWork | None = None
+    ) -> Outcome:
         """A scheduled repayment: pays what is due and overdue in the allocation order."""
         check_fen(amount_fen)
         return self._pay(
-            loan_id=loan_id, amount_fen=amount_fen, ref=ref, kind="cl.repay", payoff=False
+            loan_id=loan_id, amount_fen=amount_fen, ref=ref, kind="cl.repay", payoff=False, uow=uow
         )
 
-    def payoff(self, *, loan_id: str, ref: str) -> Outcome:
+    def payoff(self, *, loan_id: str, ref: str, uow: UnitOfWork | None = None) -> Outcome:
         """Early repayment of everything: principal plus interest only for the days used."""
-        return self._pay(loan_id=loan_id, amount_fen=0, ref=ref, kind="cl.payoff", payoff=True)
+        return self._pay(
+            loan_id=loan_id, amount_fen=0, ref=ref, kind="cl.payoff", payoff=True, uow=uow
+        )
 
     def _unbilled(self, uow: UnitOfWork, loan: dict[str, Any], state: State) -> list[Any]:
         # A row is billed the evening before its due date.
@@ -288,7 +305,15 @@ class CashLoanService(ProductService):
             (loan["loan_id"], loan["version"], state["last_run_day"] + 1),
         )
 
-    def prepay(self, *, loan_id: str, amount_fen: int, choice: Reamortize, ref: str) -> Outcome:
+    def prepay(
+        self,
+        *,
+        loan_id: str,
+        amount_fen: int,
+        choice: Reamortize,
+        ref: str,
+        uow: UnitOfWork | None = None,
+    ) -> Outcome:
         """Prepay part: interest accrued for the days used, then principal; re-amortize what is
         left over a shorter term (same installment) or the same term (lower installment)."""
         check_fen(amount_fen)
@@ -352,9 +377,10 @@ class CashLoanService(ProductService):
         return self.run(
             kind="cl.prepay",
             ref=ref,
-            account_id=self._account_of(loan_id),
+            account_id=self._account_of(loan_id, uow),
             request={"loan_id": loan_id, "amount": amount_fen, "choice": choice.value},
             decide=decide,
+            uow=uow,
         )
 
     def _reamortize(
@@ -380,7 +406,9 @@ class CashLoanService(ProductService):
             day_count=self.terms.day_count,
         )
 
-    def reschedule(self, *, loan_id: str, term_months: int, ref: str) -> Outcome:
+    def reschedule(
+        self, *, loan_id: str, term_months: int, ref: str, uow: UnitOfWork | None = None
+    ) -> Outcome:
         """A loan in difficulty: capitalize interest and penalty owed, new term from today."""
         if not 1 <= term_months <= self.terms.term_months_max:
             raise InvalidInput(f"term must be 1..{self.terms.term_months_max} months")
@@ -459,9 +487,10 @@ class CashLoanService(ProductService):
         return self.run(
             kind="cl.reschedule",
             ref=ref,
-            account_id=self._account_of(loan_id),
+            account_id=self._account_of(loan_id, uow),
             request={"loan_id": loan_id, "term": term_months},
             decide=decide,
+            uow=uow,
         )
 
     def state(self, loan_id: str) -> State:

@@ -18,6 +18,7 @@ Statements, revolving and overdue interest are cut and accrued by the end-of-day
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any, Final
 
@@ -44,6 +45,7 @@ from duowei.services.product_store import (
     cust,
     insert_account,
     line_account_id,
+    link,
     load_meta,
     plat,
     restore_line,
@@ -203,8 +205,77 @@ def refund_step(state: State, amount_fen: int, *, billed: bool) -> tuple[State, 
     return new, amount_fen - left, left
 
 
+AUTHORIZE_KIND: Final = "cp.authorize"
+
+
+def check_authorization(amount_fen: int, merchant: str) -> None:
+    check_fen(amount_fen)
+    if not 1 <= len(merchant) <= MERCHANT_LENGTH_MAX:
+        raise InvalidInput(f"merchant must be 1..{MERCHANT_LENGTH_MAX} characters")
+
+
+def authorization_request(amount_fen: int, merchant: str) -> dict[str, Any]:
+    """What a replay of an authorization must repeat (its idempotency fields)."""
+    return {"amount": amount_fen, "merchant": merchant}
+
+
+def authorization_refusal(state: State) -> str | None:
+    """Why a line authorizes nothing (frozen, charged off), or None."""
+    if state["frozen"]:
+        return "line_frozen"
+    if state["charged_off"]:
+        return "line_charged_off"
+    return None
+
+
+def authorization_holds(customer_no: int, auth_id: str, amount_fen: int) -> list[TransferRequest]:
+    """A checkout hold on the line and on the money, linked (succeed or fail together)."""
+    return link(
+        [
+            TransferRequest(
+                f"{auth_id}.limit",
+                cust(customer_no, AccountCode.LINE_AVAILABLE),
+                cust(customer_no, AccountCode.LINE_IN_USE),
+                amount_fen,
+                LIMIT,
+                Code.PURCHASE,
+                PENDING,
+                timeout_s=HOLD_TIMEOUT_S,
+            ),
+            TransferRequest(
+                f"{auth_id}.money",
+                cust(customer_no, AccountCode.RECEIVABLE_PRINCIPAL),
+                plat("merchant_payable"),
+                amount_fen,
+                CNY,
+                Code.PURCHASE,
+                PENDING,
+                timeout_s=HOLD_TIMEOUT_S,
+            ),
+        ]
+    )
+
+
+def purchase_row(
+    customer_no: int, auth_id: str, amount_fen: int, merchant: str, on: date
+) -> tuple[Any, ...]:
+    return (auth_id, line_account_id(customer_no), merchant, amount_fen, on, "authorized")
+
+
+def insert_purchases(uow: UnitOfWork, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Authorized purchases (``purchase_row``s), one statement for all of them."""
+    uow.cursor().executemany(
+        uow.sql(
+            "INSERT INTO cp_purchases (id, account_id, merchant, authorized_fen, authorized_on, "
+            "status) VALUES (?,?,?,?,?,?)"
+        ),
+        list(rows),
+    )
+
+
 class CreditPayService(ProductService):
-    """Credit-pay use cases; each call is one transaction and carries an idempotency ``ref``."""
+    """Credit-pay use cases; each call carries an idempotency ``ref`` and is one transaction, its
+    own or the caller's (``uow=``)."""
 
     @property
     def terms(self) -> CreditPayTerms:
@@ -213,7 +284,13 @@ class CreditPayService(ProductService):
     # ------------------------------------------------------------------ the line
 
     def open_line(
-        self, *, customer_no: int, credit_limit_fen: int, ref: str, pair_index: int = 0
+        self,
+        *,
+        customer_no: int,
+        credit_limit_fen: int,
+        ref: str,
+        pair_index: int = 0,
+        uow: UnitOfWork | None = None,
     ) -> Outcome:
         check_fen(credit_limit_fen)
         if credit_limit_fen > self.terms.credit_limit_fen_max:
@@ -262,9 +339,12 @@ class CreditPayService(ProductService):
             request=request,
             decide=decide,
             create=create,
+            uow=uow,
         )
 
-    def change_limit(self, *, customer_no: int, new_limit_fen: int, ref: str) -> Outcome:
+    def change_limit(
+        self, *, customer_no: int, new_limit_fen: int, ref: str, uow: UnitOfWork | None = None
+    ) -> Outcome:
         check_fen(new_limit_fen, allow_zero=True)
         if new_limit_fen > self.terms.credit_limit_fen_max:
             return Outcome(False, "limit_above_product_max", ref)
@@ -277,16 +357,22 @@ class CreditPayService(ProductService):
             t = transfer(
                 f"{ref}.limit", debit, credit, abs(change), Code.LIMIT_CHANGE, on_limit=True
             )
-            DbEventRecorder(uow, self.clock).record_event(
-                kind="credit_pay.limit_change",
-                ref=ref,
-                payload={
-                    "customer_no": customer_no,
-                    "from_fen": state["credit_limit_fen"],
-                    "to_fen": new_limit_fen,
-                },
-            )
-            return Step(new, [t], {"limit_fen": new_limit_fen, "change_fen": change})
+
+            def writes(u: UnitOfWork) -> None:
+                # Recorded once the ledger has accepted the change (it refuses to go below
+                # what is in use), so a refused change leaves no audit event behind.
+                DbEventRecorder(u, self.clock).record_event(
+                    kind="credit_pay.limit_change",
+                    ref=ref,
+                    payload={
+                        "customer_no": customer_no,
+                        "from_fen": state["credit_limit_fen"],
+                        "to_fen": new_limit_fen,
+                    },
+                )
+
+            detail = {"limit_fen": new_limit_fen, "change_fen": change}
+            return Step(new, [t], detail, writes)
 
         return self.run(
             kind="cp.limit",
@@ -294,18 +380,29 @@ class CreditPayService(ProductService):
             account_id=line_account_id(customer_no),
             request={"limit": new_limit_fen},
             decide=decide,
+            uow=uow,
         )
 
-    def set_frozen(self, *, customer_no: int, frozen: bool, ref: str, reason: str) -> Outcome:
+    def set_frozen(
+        self,
+        *,
+        customer_no: int,
+        frozen: bool,
+        ref: str,
+        reason: str,
+        uow: UnitOfWork | None = None,
+    ) -> Outcome:
         """Freeze (a frozen line authorizes and draws nothing) or unfreeze a line."""
 
         def decide(uow: UnitOfWork, state: State) -> Step:
-            DbEventRecorder(uow, self.clock).record_event(
-                kind="credit_pay.freeze" if frozen else "credit_pay.unfreeze",
-                ref=ref,
-                payload={"customer_no": customer_no, "reason": reason},
-            )
-            return Step({**state, "frozen": int(frozen)}, [], {"frozen": frozen})
+            def writes(u: UnitOfWork) -> None:
+                DbEventRecorder(u, self.clock).record_event(
+                    kind="credit_pay.freeze" if frozen else "credit_pay.unfreeze",
+                    ref=ref,
+                    payload={"customer_no": customer_no, "reason": reason},
+                )
+
+            return Step({**state, "frozen": int(frozen)}, [], {"frozen": frozen}, writes)
 
         return self.run(
             kind="cp.freeze",
@@ -313,68 +410,44 @@ class CreditPayService(ProductService):
             account_id=line_account_id(customer_no),
             request={"frozen": frozen, "reason": reason},
             decide=decide,
+            uow=uow,
         )
 
     # ------------------------------------------------------------------ checkout
 
     def authorize(
-        self, *, customer_no: int, auth_id: str, amount_fen: int, merchant: str
+        self,
+        *,
+        customer_no: int,
+        auth_id: str,
+        amount_fen: int,
+        merchant: str,
+        uow: UnitOfWork | None = None,
     ) -> Outcome:
         """A checkout hold on the line and on the money, linked; ``auth_id`` is the key."""
-        check_fen(amount_fen)
-        if not 1 <= len(merchant) <= MERCHANT_LENGTH_MAX:
-            raise InvalidInput(f"merchant must be 1..{MERCHANT_LENGTH_MAX} characters")
+        check_authorization(amount_fen, merchant)
 
         def decide(uow: UnitOfWork, state: State) -> Step | Outcome:
-            if state["frozen"]:
-                return Outcome(False, "line_frozen", auth_id)
-            if state["charged_off"]:
-                return Outcome(False, "line_charged_off", auth_id)
-            holds = [
-                TransferRequest(
-                    f"{auth_id}.limit",
-                    cust(customer_no, AccountCode.LINE_AVAILABLE),
-                    cust(customer_no, AccountCode.LINE_IN_USE),
-                    amount_fen,
-                    LIMIT,
-                    Code.PURCHASE,
-                    PENDING,
-                    timeout_s=HOLD_TIMEOUT_S,
-                ),
-                TransferRequest(
-                    f"{auth_id}.money",
-                    cust(customer_no, AccountCode.RECEIVABLE_PRINCIPAL),
-                    plat("merchant_payable"),
-                    amount_fen,
-                    CNY,
-                    Code.PURCHASE,
-                    PENDING,
-                    timeout_s=HOLD_TIMEOUT_S,
-                ),
-            ]
+            refused = authorization_refusal(state)
+            if refused is not None:
+                return Outcome(False, refused, auth_id)
+            holds = authorization_holds(customer_no, auth_id, amount_fen)
 
             def writes(u: UnitOfWork) -> None:
-                u.execute(
-                    "INSERT INTO cp_purchases (id, account_id, merchant, authorized_fen, "
-                    "authorized_on, status) VALUES (?,?,?,?,?,?)",
-                    (
-                        auth_id,
-                        line_account_id(customer_no),
-                        merchant,
-                        amount_fen,
-                        self.clock.today(),
-                        "authorized",
-                    ),
+                insert_purchases(
+                    u,
+                    [purchase_row(customer_no, auth_id, amount_fen, merchant, self.clock.today())],
                 )
 
             return Step(state, holds, {"authorized_fen": amount_fen}, writes)
 
         return self.run(
-            kind="cp.authorize",
+            kind=AUTHORIZE_KIND,
             ref=auth_id,
             account_id=line_account_id(customer_no),
-            request={"amount": amount_fen, "merchant": merchant},
+            request=authorization_request(amount_fen, merchant),
             decide=decide,
+            uow=uow,
         )
 
     def _purchase(self, uow: UnitOfWork, auth_id: str) -> dict[str, Any] | None:
@@ -399,12 +472,14 @@ class CreditPayService(ProductService):
             out["posting_date"] = date.fromisoformat(str(out["posting_date"]))
         return out
 
-    def _purchase_account(self, auth_id: str) -> int:
-        with self.db.transaction() as uow:
-            p = self._purchase(uow, auth_id)
+    def _purchase_account(self, auth_id: str, uow: UnitOfWork | None) -> int:
+        with self.unit(uow) as u:
+            p = self._purchase(u, auth_id)
         return int(p["account_id"]) if p else 0
 
-    def capture(self, *, auth_id: str, ref: str, amount_fen: int = 0) -> Outcome:
+    def capture(
+        self, *, auth_id: str, ref: str, amount_fen: int = 0, uow: UnitOfWork | None = None
+    ) -> Outcome:
         """Capture a hold: all of it (``amount_fen`` 0) or part (the rest is released)."""
         check_fen(amount_fen, allow_zero=True)
 
@@ -434,12 +509,13 @@ class CreditPayService(ProductService):
         return self.run(
             kind="cp.capture",
             ref=ref,
-            account_id=self._purchase_account(auth_id),
+            account_id=self._purchase_account(auth_id, uow),
             request={"auth_id": auth_id, "amount": amount_fen},
             decide=decide,
+            uow=uow,
         )
 
-    def void(self, *, auth_id: str, ref: str) -> Outcome:
+    def void(self, *, auth_id: str, ref: str, uow: UnitOfWork | None = None) -> Outcome:
         def decide(uow: UnitOfWork, state: State) -> Step | Outcome:
             p = self._purchase(uow, auth_id)
             assert p is not None
@@ -458,9 +534,10 @@ class CreditPayService(ProductService):
         return self.run(
             kind="cp.void",
             ref=ref,
-            account_id=self._purchase_account(auth_id),
+            account_id=self._purchase_account(auth_id, uow),
             request={"auth_id": auth_id},
             decide=decide,
+            uow=uow,
         )
 
     def _is_billed(self, uow: UnitOfWork, account_id: int, posting_date: date) -> bool:
@@ -477,7 +554,9 @@ class CreditPayService(ProductService):
         cycle = statement_cycle(statement_date=last, pair=pair, cutoff=self.terms.statement_cutoff)
         return posting_date <= cycle.last_posting_date
 
-    def refund(self, *, auth_id: str, amount_fen: int, ref: str) -> Outcome:
+    def refund(
+        self, *, auth_id: str, amount_fen: int, ref: str, uow: UnitOfWork | None = None
+    ) -> Outcome:
         """Refund part or all of a captured purchase; the line is restored."""
         check_fen(amount_fen)
 
@@ -525,9 +604,10 @@ class CreditPayService(ProductService):
         return self.run(
             kind="cp.refund",
             ref=ref,
-            account_id=self._purchase_account(auth_id),
+            account_id=self._purchase_account(auth_id, uow),
             request={"auth_id": auth_id, "amount": amount_fen},
             decide=decide,
+            uow=uow,
         )
 
     # ------------------------------------------------------------------ installments
@@ -656,7 +736,13 @@ class CreditPayService(ProductService):
         return Step(new, [fee], detail, writes)
 
     def convert_purchase(
-        self, *, auth_id: str, periods: int, ref: str, merchant_subsidized: bool = False
+        self,
+        *,
+        auth_id: str,
+        periods: int,
+        ref: str,
+        merchant_subsidized: bool = False,
+        uow: UnitOfWork | None = None,
     ) -> Outcome:
         """Turn one captured, not yet billed purchase into installments."""
 
@@ -689,12 +775,15 @@ class CreditPayService(ProductService):
         return self.run(
             kind="cp.convert",
             ref=ref,
-            account_id=self._purchase_account(auth_id),
+            account_id=self._purchase_account(auth_id, uow),
             request={"auth_id": auth_id, "periods": periods, "subsidized": merchant_subsidized},
             decide=decide,
+            uow=uow,
         )
 
-    def convert_bill(self, *, customer_no: int, periods: int, ref: str) -> Outcome:
+    def convert_bill(
+        self, *, customer_no: int, periods: int, ref: str, uow: UnitOfWork | None = None
+    ) -> Outcome:
         """Turn the open statement's billed purchases into installments (before it is due)."""
 
         def decide(uow: UnitOfWork, state: State) -> Step | Outcome:
@@ -730,12 +819,15 @@ class CreditPayService(ProductService):
             account_id=line_account_id(customer_no),
             request={"customer_no": customer_no, "periods": periods},
             decide=decide,
+            uow=uow,
         )
 
-    def payoff_installments(self, *, plan_id: str, ref: str) -> Outcome:
+    def payoff_installments(
+        self, *, plan_id: str, ref: str, uow: UnitOfWork | None = None
+    ) -> Outcome:
         """Pay off a plan's unbilled periods now: all principal; fees per the product's policy."""
-        with self.db.transaction() as uow:
-            row = uow.fetchone("SELECT account_id FROM installment_plans WHERE id = ?", (plan_id,))
+        with self.unit(uow) as u:
+            row = u.fetchone("SELECT account_id FROM installment_plans WHERE id = ?", (plan_id,))
         account_id = int(row[0]) if row else 0
 
         def decide(uow: UnitOfWork, state: State) -> Step | Outcome:
@@ -797,11 +889,14 @@ class CreditPayService(ProductService):
             account_id=account_id,
             request={"plan_id": plan_id},
             decide=decide,
+            uow=uow,
         )
 
     # ------------------------------------------------------------------ repayment
 
-    def repay(self, *, customer_no: int, amount_fen: int, ref: str) -> Outcome:
+    def repay(
+        self, *, customer_no: int, amount_fen: int, ref: str, uow: UnitOfWork | None = None
+    ) -> Outcome:
         check_fen(amount_fen)
 
         def decide(uow: UnitOfWork, state: State) -> Step:
@@ -832,6 +927,7 @@ class CreditPayService(ProductService):
             account_id=line_account_id(customer_no),
             request={"customer_no": customer_no, "amount": amount_fen},
             decide=decide,
+            uow=uow,
         )
 
     # ------------------------------------------------------------------ reads

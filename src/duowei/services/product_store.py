@@ -6,12 +6,21 @@ through the ledger, write its rows and one ``product_events`` row holding the st
 (replaying the deltas, with the end-of-day days in between, rebuilds the state: ``rederive``).
 A ledger refusal (over the limit, ...) is an outcome with the ledger's reason code; then none of
 the product's rows are written.
+
+The unit of work is the service's own transaction, or the caller's: every use case takes
+``uow=`` (``ProductService.run(..., uow=...)``) and then runs inside that transaction and
+leaves the commit to the caller, so the real-time guard's decision row, its alert and the hold
+commit together (``duowei.services.checkout``). A refused use case leaves nothing of its own in
+a shared transaction: a decision writes nothing before the ledger has accepted its transfers
+(audit events and rows go in ``Step.writes``), and an account opened for a refused use case is
+deleted again. Only the ledger's own record of a refused transfer id stays, as it does alone.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
@@ -96,7 +105,11 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """A use case's decision: the new state, the transfers, and rows to write if they post."""
+    """A use case's decision: the new state, the transfers, and rows to write if they post.
+
+    ``decide`` itself must write nothing: in a caller's shared transaction a write made before
+    the ledger refuses the transfers would stay behind. Its rows and audit events go in
+    ``writes``, which runs only once the transfers have posted."""
 
     state: State
     transfers: Sequence[TransferRequest]
@@ -226,6 +239,35 @@ def eod_phase(uow: UnitOfWork, on: date) -> int | None:
     return PHASE_AFTER_EOD if row[0] == "done" else None
 
 
+def event_row(
+    *,
+    account_id: int,
+    day: int,
+    phase: int,
+    kind: str,
+    ref: str,
+    request: dict[str, Any],
+    change: dict[str, int],
+    outcome: dict[str, Any],
+) -> tuple[Any, ...]:
+    return (
+        account_id,
+        day,
+        phase,
+        kind,
+        ref,
+        json.dumps(request, sort_keys=True),
+        json.dumps(change, sort_keys=True),
+        json.dumps(outcome, sort_keys=True),
+    )
+
+
+_INSERT_EVENT: Final = (
+    "INSERT INTO product_events (account_id, business_day, phase, kind, ref, request, delta, "
+    "outcome) VALUES (?,?,?,?,?,?,?,?)"
+)
+
+
 def record_event(
     uow: UnitOfWork,
     *,
@@ -239,19 +281,24 @@ def record_event(
     outcome: dict[str, Any],
 ) -> None:
     uow.execute(
-        "INSERT INTO product_events (account_id, business_day, phase, kind, ref, request, delta, "
-        "outcome) VALUES (?,?,?,?,?,?,?,?)",
-        (
-            account_id,
-            day,
-            phase,
-            kind,
-            ref,
-            json.dumps(request, sort_keys=True),
-            json.dumps(change, sort_keys=True),
-            json.dumps(outcome, sort_keys=True),
+        _INSERT_EVENT,
+        event_row(
+            account_id=account_id,
+            day=day,
+            phase=phase,
+            kind=kind,
+            ref=ref,
+            request=request,
+            change=change,
+            outcome=outcome,
         ),
     )
+
+
+def record_events(uow: UnitOfWork, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Several use cases' events (``event_row``s) in one statement (a group commit's)."""
+    if rows:
+        uow.cursor().executemany(uow.sql(_INSERT_EVENT), list(rows))
 
 
 def find_event(uow: UnitOfWork, kind: str, ref: str) -> tuple[dict[str, Any], Outcome] | None:
@@ -261,6 +308,41 @@ def find_event(uow: UnitOfWork, kind: str, ref: str) -> tuple[dict[str, Any], Ou
     if row is None:
         return None
     return json.loads(row[0]), Outcome(True, "ok", ref, json.loads(row[1]), replayed=True)
+
+
+def find_events(
+    uow: UnitOfWork, kind: str, refs: Sequence[str]
+) -> dict[str, tuple[dict[str, Any], Outcome]]:
+    """``find_event`` for many refs in one query (a group commit's idempotency check)."""
+    if not refs:
+        return {}
+    marks = ",".join("?" * len(refs))
+    rows = uow.fetchall(
+        f"SELECT ref, request, outcome FROM product_events WHERE kind = ? AND ref IN ({marks})",
+        [kind, *refs],
+    )
+    return {
+        ref: (json.loads(req), Outcome(True, "ok", ref, json.loads(out), replayed=True))
+        for ref, req, out in rows
+    }
+
+
+def load_states(uow: UnitOfWork, account_ids: Sequence[int]) -> dict[int, State]:
+    """Several accounts' states, locked in id order on PostgreSQL (the order every use case
+    locks them in: no two groups can deadlock on them)."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    suffix = " ORDER BY id FOR UPDATE" if uow.dialect == "postgresql" else ""
+    rows = uow.fetchall(
+        f"SELECT id, {_COLS} FROM product_accounts WHERE id IN ({','.join('?' * len(ids))})"
+        f"{suffix}",
+        ids,
+    )
+    return {
+        int(r[0]): {name: int(v) for name, v in zip(STATE_COLUMNS, r[1:], strict=True)}
+        for r in rows
+    }
 
 
 class ProductService:
@@ -278,6 +360,15 @@ class ProductService:
         if created:
             uow.execute("DELETE FROM product_accounts WHERE id = ?", (account_id,))
 
+    @contextmanager
+    def unit(self, uow: UnitOfWork | None = None) -> Iterator[UnitOfWork]:
+        """The caller's unit of work when given (the caller commits), else a new transaction."""
+        if uow is not None:
+            yield uow
+            return
+        with self.db.transaction() as own:
+            yield own
+
     def run(
         self,
         *,
@@ -287,50 +378,62 @@ class ProductService:
         request: dict[str, Any],
         decide: Callable[[UnitOfWork, State], Step | Outcome],
         create: Callable[[UnitOfWork], None] | None = None,
+        uow: UnitOfWork | None = None,
     ) -> Outcome:
+        """Run one use case in ``uow`` (the caller's transaction) or in a transaction of its own."""
         check_ref(ref)
+        with self.unit(uow) as u:
+            return self._run(u, kind, ref, account_id, request, decide, create)
+
+    def _run(
+        self,
+        uow: UnitOfWork,
+        kind: str,
+        ref: str,
+        account_id: int,
+        request: dict[str, Any],
+        decide: Callable[[UnitOfWork, State], Step | Outcome],
+        create: Callable[[UnitOfWork], None] | None,
+    ) -> Outcome:
         today = self.clock.today()
-        with self.db.transaction() as uow:
-            earlier = find_event(uow, kind, ref)
-            if earlier is not None:
-                if earlier[0] != request:
-                    return Outcome(False, "exists_with_different_fields", ref)
-                return earlier[1]
-            phase = eod_phase(uow, today)
-            if phase is None:
-                return Outcome(False, "eod_in_progress", ref)
+        earlier = find_event(uow, kind, ref)
+        if earlier is not None:
+            if earlier[0] != request:
+                return Outcome(False, "exists_with_different_fields", ref)
+            return earlier[1]
+        phase = eod_phase(uow, today)
+        if phase is None:
+            return Outcome(False, "eod_in_progress", ref)
+        state = load_state(uow, account_id)
+        created = state is None and create is not None
+        if created:
+            assert create is not None
+            create(uow)
             state = load_state(uow, account_id)
-            created = state is None and create is not None
-            if created:
-                assert create is not None
-                create(uow)
-                state = load_state(uow, account_id)
-            if state is None:
-                return Outcome(False, "account_not_found", ref)
-            step = decide(uow, state)
-            if isinstance(step, Outcome):
-                self._forget(uow, account_id, created=created)
-                return step
-            results = (
-                self.ledger.create_transfers(uow, link(step.transfers)) if step.transfers else []
-            )
-            failed = [r for r in results if not r.ok]
-            if failed:
-                first = next((r for r in failed if r.code != "linked_event_failed"), failed[0])
-                self._forget(uow, account_id, created=created)
-                return Outcome(False, str(first.code), ref, {"detail": first.detail})
-            if step.writes is not None:
-                step.writes(uow)
-            save_state(uow, account_id, step.state)
-            record_event(
-                uow,
-                account_id=account_id,
-                day=day_number(today),
-                phase=phase,
-                kind=kind,
-                ref=ref,
-                request=request,
-                change=delta(state, step.state),
-                outcome=step.detail,
-            )
-            return Outcome(True, "ok", ref, step.detail)
+        if state is None:
+            return Outcome(False, "account_not_found", ref)
+        step = decide(uow, state)
+        if isinstance(step, Outcome):
+            self._forget(uow, account_id, created=created)
+            return step
+        results = self.ledger.create_transfers(uow, link(step.transfers)) if step.transfers else []
+        failed = [r for r in results if not r.ok]
+        if failed:
+            first = next((r for r in failed if r.code != "linked_event_failed"), failed[0])
+            self._forget(uow, account_id, created=created)
+            return Outcome(False, str(first.code), ref, {"detail": first.detail})
+        if step.writes is not None:
+            step.writes(uow)
+        save_state(uow, account_id, step.state)
+        record_event(
+            uow,
+            account_id=account_id,
+            day=day_number(today),
+            phase=phase,
+            kind=kind,
+            ref=ref,
+            request=request,
+            change=delta(state, step.state),
+            outcome=step.detail,
+        )
+        return Outcome(True, "ok", ref, step.detail)

@@ -1,0 +1,482 @@
+"""Checkout on the real-time path: state, guard verdict, decision row and hold, atomically.
+
+One authorization is one unit of work: lock the line's state row, ask the real-time guard (no
+I/O), keep the verdict (``risk_decisions``, its rule hits, an alert for holds and declines) and,
+when approved, post the linked holds and write the purchase row and the product event. All of
+it commits together or not at all. Run alone, each call is its own transaction; with a
+``GroupCommitter`` the calls of many threads share transactions (group commit), each still
+getting its own answer and nothing of another's refusal.
+
+Interface (the API's ``POST /payments`` calls this)::
+
+    checkout = CheckoutService(db, clock, guard)                       # a transaction each
+    checkout = CheckoutService(db, clock, guard, group=GroupCommitter(db, clock))  # shared
+    result = checkout.authorize(Purchase(customer_no=7, auth_id="pay-1", amount_fen=15_000,
+                                         merchant="M-0001", merchant_category="5411",
+                                         device_id="phone-a", latitude=31.2, longitude=121.5))
+    result.ok          # the hold is posted (also on an idempotent replay)
+    result.outcome     # duowei.services.product_store.Outcome: reason, detail, replayed
+    result.risk        # {"action": "approve", "reasons": [...]}, or None (no verdict asked)
+    checkout.draw(LoanDraw(...))   # a cash-loan draw, the same way (one transaction each)
+
+``outcome.reason`` when not ok:
+
+- ``no_credit_line``: no open line; nothing is written (there was nothing to guard);
+- ``risk_step_up``, ``risk_hold_for_review``, ``risk_decline``: the guard refused; only the
+  verdict (decision row, hits, alert) is written;
+- ``line_frozen``, ``line_charged_off``, ``eod_in_progress``, or the ledger's code
+  (``exceeds_credits``: over the limit; ...): the verdict is written, nothing else (no hold, no
+  purchase row, no product event);
+- ``exists_with_different_fields``: the id was used for another request.
+
+Idempotent on the id (``auth_id``, ``loan_id``): a retry gets the first answer (the recorded
+verdict is reused, never evaluated again; an approved one returns the first outcome with
+``replayed``). A retry of an approved authorization the ledger refused (over the limit) tries
+the hold again, as the product services do for any refused use case.
+
+Inside a group the authorizations are prepared set-wise (one query for their idempotency keys,
+one for their verdicts, one that locks their lines in id order), their holds go into the
+group's one ledger batch, and their rows are written with one statement per table. Two
+submissions of the same id in one group: the second runs after the group has committed and
+replays. If anything raises, the group's transaction rolls back and each submission runs alone,
+so an error reaches only its own caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from duowei.clock import Clock, to_micros
+from duowei.db import Database, UnitOfWork
+from duowei.errors import InvalidInput
+from duowei.ledger.group import GroupCommitter
+from duowei.ledger.model import TransferRequest, TransferResult
+from duowei.products.eod import day_number
+from duowei.products.schedule import Method
+from duowei.products.subledger import State, group_total
+from duowei.realtime import store as risk_store
+from duowei.realtime.events import Action, EventKind, RiskEvent, Verdict
+from duowei.realtime.guard import RealtimeGuard
+from duowei.realtime.limits import last_increase_us
+from duowei.services.cash_loan import CashLoanService
+from duowei.services.credit_pay import (
+    AUTHORIZE_KIND,
+    CreditPayService,
+    authorization_holds,
+    authorization_refusal,
+    authorization_request,
+    check_authorization,
+    insert_purchases,
+    purchase_row,
+)
+from duowei.services.product_store import (
+    Outcome,
+    ProductCatalog,
+    check_ref,
+    eod_phase,
+    event_row,
+    find_events,
+    line_account_id,
+    load_state,
+    load_states,
+    record_events,
+)
+
+HOLD_TRANSFERS: Final = 2  # an authorization posts two linked holds: the line and the money
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    """A checkout authorization request (amounts in fen)."""
+
+    customer_no: int
+    auth_id: str
+    amount_fen: int
+    merchant: str
+    merchant_category: str = ""
+    device_id: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoanDraw:
+    """A cash-loan draw request on the customer's line."""
+
+    customer_no: int
+    loan_id: str
+    principal_fen: int
+    term_months: int
+    method: Method
+    grade: str
+    device_id: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutResult:
+    """The product outcome and the guard's action and reasons (None: the guard was not asked)."""
+
+    outcome: Outcome
+    action: str | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+    @property
+    def risk(self) -> dict[str, Any] | None:
+        if self.action is None:
+            return None
+        return {"action": self.action, "reasons": list(self.reasons)}
+
+
+def _refused(ref: str, reason: str, *, replayed: bool = False) -> Outcome:
+    return Outcome(False, reason, ref, replayed=replayed)
+
+
+def _event(
+    *,
+    event_id: str,
+    kind: EventKind,
+    customer_no: int,
+    amount_fen: int,
+    at_us: int,
+    state: State,
+    merchant_id: str = "",
+    merchant_category: str = "",
+    device_id: str = "",
+    latitude: float | None = None,
+    longitude: float | None = None,
+    limit_increased_at_us: int | None = None,
+) -> RiskEvent:
+    """What the guard sees: the request and the line's state as locked by this transaction."""
+    return RiskEvent(
+        event_id=event_id,
+        kind=kind,
+        customer_no=customer_no,
+        amount_fen=amount_fen,
+        at_us=at_us,
+        merchant_id=merchant_id,
+        merchant_category=merchant_category,
+        device_id=device_id,
+        latitude=latitude,
+        longitude=longitude,
+        limit_fen=state["credit_limit_fen"],
+        in_use_fen=group_total(state, "principal"),
+        days_past_due=state["days_past_due"],
+        limit_increased_at_us=limit_increased_at_us,
+    )
+
+
+def purchase_event(p: Purchase, state: State, at_us: int) -> RiskEvent:
+    return _event(
+        event_id=p.auth_id,
+        kind=EventKind.PURCHASE,
+        customer_no=p.customer_no,
+        amount_fen=p.amount_fen,
+        at_us=at_us,
+        state=state,
+        merchant_id=p.merchant,
+        merchant_category=p.merchant_category,
+        device_id=p.device_id,
+        latitude=p.latitude,
+        longitude=p.longitude,
+    )
+
+
+def _earlier_refusal(
+    decision: risk_store.Decision, ref: str, customer_no: int, kind: EventKind, amount_fen: int
+) -> CheckoutResult | None:
+    """The answer a retry gets from its recorded verdict alone; None: go on (approved)."""
+    if (decision.customer_no, decision.kind, decision.amount_fen) != (
+        customer_no,
+        kind.value,
+        amount_fen,
+    ):
+        return CheckoutResult(_refused(ref, "exists_with_different_fields"))
+    if decision.action is not Action.APPROVE:
+        label = decision.action.label
+        return CheckoutResult(
+            _refused(ref, f"risk_{label}", replayed=True), label, decision.reasons
+        )
+    return None
+
+
+class CheckoutService:
+    """Authorizations and draws on the real-time path; see the module docstring."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        guard: RealtimeGuard,
+        *,
+        catalog: ProductCatalog | None = None,
+        group: GroupCommitter | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.guard = guard
+        self.group = group
+        self.credit_pay = CreditPayService(db, clock, catalog)
+        self.cash_loan = CashLoanService(db, clock, self.credit_pay.catalog)
+        self._grouped = _GroupedAuthorizations(self)
+
+    # ------------------------------------------------------------------ authorizations
+
+    def authorize(self, purchase: Purchase) -> CheckoutResult:
+        """Authorize a checkout: through the group committer if there is one, else alone."""
+        check_purchase(purchase)
+        if self.group is not None:
+            return self.group.submit_work(self._grouped, purchase)
+        with self.db.transaction() as uow:
+            return self.authorize_in(uow, purchase)
+
+    def authorize_in(self, uow: UnitOfWork, p: Purchase) -> CheckoutResult:
+        """The whole authorization inside the caller's unit of work (the caller commits)."""
+        check_purchase(p)
+        earlier = risk_store.find_decisions(uow, [p.auth_id]).get(p.auth_id)
+        if earlier is not None:
+            refused = _earlier_refusal(
+                earlier, p.auth_id, p.customer_no, EventKind.PURCHASE, p.amount_fen
+            )
+            if refused is not None:
+                return refused
+            action, reasons = earlier.action.label, earlier.reasons
+        else:
+            state = load_state(uow, line_account_id(p.customer_no))
+            if state is None or not state["credit_limit_fen"]:
+                return CheckoutResult(_refused(p.auth_id, "no_credit_line"))
+            event = purchase_event(p, state, to_micros(self.clock.now()))
+            verdict = self.guard.evaluate(event)
+            # The verdict is kept whatever follows: the analysts' statistics need declines.
+            risk_store.record_decision(uow, event, verdict, self.clock)
+            action, reasons = verdict.action.label, verdict.reasons
+            if not verdict.approved:
+                return CheckoutResult(_refused(p.auth_id, f"risk_{action}"), action, reasons)
+        outcome = self.credit_pay.authorize(
+            customer_no=p.customer_no,
+            auth_id=p.auth_id,
+            amount_fen=p.amount_fen,
+            merchant=p.merchant,
+            uow=uow,
+        )
+        return CheckoutResult(outcome, action, reasons)
+
+    # ------------------------------------------------------------------ cash-loan draws
+
+    def draw(self, d: LoanDraw) -> CheckoutResult:
+        """A cash-loan draw on the real-time path, in one transaction of its own."""
+        with self.db.transaction() as uow:
+            return self.draw_in(uow, d)
+
+    def draw_in(self, uow: UnitOfWork, d: LoanDraw) -> CheckoutResult:
+        """The whole draw inside the caller's unit of work (the caller commits)."""
+        check_ref(d.loan_id)
+        earlier = risk_store.find_decisions(uow, [d.loan_id]).get(d.loan_id)
+        if earlier is not None:
+            refused = _earlier_refusal(
+                earlier, d.loan_id, d.customer_no, EventKind.DRAW, d.principal_fen
+            )
+            if refused is not None:
+                return refused
+            action, reasons = earlier.action.label, earlier.reasons
+        else:
+            state = load_state(uow, line_account_id(d.customer_no))
+            if state is None or not state["credit_limit_fen"]:
+                return CheckoutResult(_refused(d.loan_id, "no_credit_line"))
+            event = _event(
+                event_id=d.loan_id,
+                kind=EventKind.DRAW,
+                customer_no=d.customer_no,
+                amount_fen=d.principal_fen,
+                at_us=to_micros(self.clock.now()),
+                state=state,
+                device_id=d.device_id,
+                latitude=d.latitude,
+                longitude=d.longitude,
+                limit_increased_at_us=last_increase_us(uow, d.customer_no),
+            )
+            verdict = self.guard.evaluate(event)
+            risk_store.record_decision(uow, event, verdict, self.clock)
+            action, reasons = verdict.action.label, verdict.reasons
+            if not verdict.approved:
+                return CheckoutResult(_refused(d.loan_id, f"risk_{action}"), action, reasons)
+        outcome = self.cash_loan.draw(
+            customer_no=d.customer_no,
+            loan_id=d.loan_id,
+            principal_fen=d.principal_fen,
+            term_months=d.term_months,
+            method=d.method,
+            grade=d.grade,
+            uow=uow,
+        )
+        return CheckoutResult(outcome, action, reasons)
+
+
+def check_purchase(p: Purchase) -> None:
+    """Bad input is refused before anything runs (and before it can reach a group)."""
+    check_ref(p.auth_id)
+    check_authorization(p.amount_fen, p.merchant)
+    if type(p.customer_no) is not int or p.customer_no < 1:
+        raise InvalidInput("customer_no must be a positive integer")
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One authorization between ``prepare`` and ``finish`` of a group."""
+
+    purchase: Purchase
+    answer: CheckoutResult | None  # decided without the ledger (a replay, a refusal)
+    decided: tuple[RiskEvent, Verdict] | None  # a new verdict to record
+    action: str | None
+    reasons: tuple[str, ...]
+    holds: list[TransferRequest]
+    phase: int = 0
+
+
+class _GroupedAuthorizations:
+    """Authorizations as a ``GroupWork``: set-wise reads and writes over a group's items."""
+
+    transfers_max = HOLD_TRANSFERS
+
+    def __init__(self, service: CheckoutService) -> None:
+        self.service = service
+        # Filled by prepare, emptied by finish; one committer thread runs both in turn.
+        self._plans: dict[int, _Plan] = {}
+
+    def prepare(
+        self, uow: UnitOfWork, items: Sequence[Purchase]
+    ) -> list[Sequence[TransferRequest] | None]:
+        svc = self.service
+        self._plans.clear()
+        refs = [p.auth_id for p in items]
+        events = find_events(uow, AUTHORIZE_KIND, refs)
+        decisions = risk_store.find_decisions(uow, refs)
+        phase = eod_phase(uow, svc.clock.today())
+        states = load_states(uow, [line_account_id(p.customer_no) for p in items])
+        now_us = to_micros(svc.clock.now())
+        seen: set[str] = set()
+        out: list[Sequence[TransferRequest] | None] = []
+        for p in items:
+            if p.auth_id in seen:
+                out.append(None)  # the same id twice in one group: it replays after the first
+                continue
+            seen.add(p.auth_id)
+            plan = self._plan(
+                p,
+                events.get(p.auth_id),
+                decisions.get(p.auth_id),
+                states.get(line_account_id(p.customer_no)),
+                phase,
+                now_us,
+            )
+            self._plans[id(p)] = plan
+            out.append(plan.holds)
+        return out
+
+    def _plan(
+        self,
+        p: Purchase,
+        event: tuple[dict[str, Any], Outcome] | None,
+        decision: risk_store.Decision | None,
+        state: State | None,
+        phase: int | None,
+        now_us: int,
+    ) -> _Plan:
+        """The same steps, in the same order, as ``CheckoutService.authorize_in``."""
+        decided: tuple[RiskEvent, Verdict] | None = None
+        if decision is not None:
+            refused = _earlier_refusal(
+                decision, p.auth_id, p.customer_no, EventKind.PURCHASE, p.amount_fen
+            )
+            if refused is not None:
+                return _Plan(p, refused, None, refused.action, refused.reasons, [])
+            action, reasons = decision.action.label, decision.reasons
+        else:
+            if state is None or not state["credit_limit_fen"]:
+                return _Plan(
+                    p, CheckoutResult(_refused(p.auth_id, "no_credit_line")), None, None, (), []
+                )
+            risk_event = purchase_event(p, state, now_us)
+            verdict = self.service.guard.evaluate(risk_event)
+            decided = (risk_event, verdict)
+            action, reasons = verdict.action.label, verdict.reasons
+            if not verdict.approved:
+                risky = CheckoutResult(_refused(p.auth_id, f"risk_{action}"), action, reasons)
+                return _Plan(p, risky, decided, action, reasons, [])
+
+        def answer(outcome: Outcome) -> _Plan:
+            return _Plan(p, CheckoutResult(outcome, action, reasons), decided, action, reasons, [])
+
+        # From here on, what ProductService.run does for credit_pay.authorize.
+        if event is not None:
+            if event[0] != authorization_request(p.amount_fen, p.merchant):
+                return answer(_refused(p.auth_id, "exists_with_different_fields"))
+            return answer(event[1])
+        if phase is None:
+            return answer(_refused(p.auth_id, "eod_in_progress"))
+        if state is None:
+            return answer(_refused(p.auth_id, "account_not_found"))
+        refusal = authorization_refusal(state)
+        if refusal is not None:
+            return answer(_refused(p.auth_id, refusal))
+        holds = authorization_holds(p.customer_no, p.auth_id, p.amount_fen)
+        return _Plan(p, None, decided, action, reasons, holds, phase)
+
+    def finish(
+        self,
+        uow: UnitOfWork,
+        items: Sequence[Purchase],
+        results: Sequence[list[TransferResult]],
+    ) -> list[CheckoutResult]:
+        svc = self.service
+        today = svc.clock.today()
+        day = day_number(today)
+        decided: list[tuple[RiskEvent, Verdict]] = []
+        purchases: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        answers: list[CheckoutResult] = []
+        for p, mine in zip(items, results, strict=True):
+            plan = self._plans.pop(id(p))
+            if plan.decided is not None:
+                decided.append(plan.decided)
+            if plan.answer is not None:
+                answers.append(plan.answer)
+                continue
+            failed = [r for r in mine if not r.ok]
+            if failed:
+                # The ledger refused: the verdict stays, nothing else of this authorization.
+                first = next((r for r in failed if r.code != "linked_event_failed"), failed[0])
+                outcome = Outcome(False, str(first.code), p.auth_id, {"detail": first.detail})
+                answers.append(CheckoutResult(outcome, plan.action, plan.reasons))
+                continue
+            detail = {"authorized_fen": p.amount_fen}
+            purchases.append(
+                purchase_row(p.customer_no, p.auth_id, p.amount_fen, p.merchant, today)
+            )
+            events.append(
+                event_row(
+                    account_id=line_account_id(p.customer_no),
+                    day=day,
+                    phase=plan.phase,
+                    kind=AUTHORIZE_KIND,
+                    ref=p.auth_id,
+                    request=authorization_request(p.amount_fen, p.merchant),
+                    change={},  # a hold changes no sub-ledger column (the capture does)
+                    outcome=detail,
+                )
+            )
+            answers.append(
+                CheckoutResult(Outcome(True, "ok", p.auth_id, detail), plan.action, plan.reasons)
+            )
+        risk_store.record_decisions(uow, decided, svc.clock)
+        if purchases:
+            insert_purchases(uow, purchases)
+        record_events(uow, events)
+        return answers
