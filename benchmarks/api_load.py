@@ -2,14 +2,22 @@
 
 Open loop: request i is sent at t0 + i / rate whatever happened to earlier ones, and its latency
 is measured from that scheduled time (so a slow server cannot hide its queue: no coordinated
-omission). Each request is ``POST /payments`` (API key check, Idempotency-Key record, the
+omission). Each request is ``POST /payments`` (bearer check, Idempotency-Key record, the
 real-time guard, the credit-pay hold on the ledger and audit log, the decision row) through
 uvicorn on 127.0.0.1. Customers and merchants are spread so the velocity rules (5 purchases per
 customer per 10 minutes, 300 per merchant per minute) do not turn the load into declines.
 
+The client shares the machine with the server and PostgreSQL, so it is lean: raw HTTP/1.1 on
+keep-alive connections (an ``asyncio.Protocol`` per connection on uvloop; a connection carries
+one request at a time and a new one is opened when all are busy, up to ``IN_FLIGHT_MAX``). The
+CPU seconds of the client and of the server's processes are reported per rate, so the share of
+the machine each took is visible. ``--auth oauth`` authenticates with short-lived access tokens
+from ``POST /oauth/token`` instead of API keys.
+
 Anchor in the same run: ``GET /health`` (HTTP + one database round trip) at the top rate.
 
     python benchmarks/api_load.py [--rates 100,200,400] [--seconds 8] [--workers 2]
+                                  [--auth apikey|oauth] [--health-rate R]
 
 Prints one JSON object. Needs PostgreSQL (DUOWEI_TEST_PG_URL, default the test server).
 """
@@ -20,15 +28,19 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
+from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
-import httpx
+import psutil
 import psycopg
 
 from duowei.api.auth import Role, mint_key
@@ -39,12 +51,16 @@ from duowei.services.credit_pay import CreditPayService
 PG_URL: Final = os.environ.get(
     "DUOWEI_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REQUESTS_MAX: Final = 20_000  # bound on one run
+REQUESTS_MAX: Final = 40_000  # bound on one run
 IN_FLIGHT_MAX: Final = 512
+TIMEOUT_S: Final = 30.0  # a request not answered by then counts as a timeout
 PER_CUSTOMER: Final = 4  # under the 5-per-10-minutes velocity rule
 PER_MERCHANT_PER_S: Final = 4  # under 300 per minute
 STARTUP_S_MAX: Final = 60
 WARMUP_ROUNDS: Final = 4
+HOST: Final = "127.0.0.1"
+
+Request = tuple[str, str, dict[str, str], bytes | None]  # method, path, headers, body
 
 
 def _admin(sql: str) -> None:
@@ -55,6 +71,93 @@ def _admin(sql: str) -> None:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class HttpConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time (Content-Length bodies)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection closed"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0 or self.waiter is None:
+            return
+        head = bytes(self.buffer[:end]).lower()
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            self.waiter.set_exception(ValueError("a response without Content-Length"))
+            return
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17 : stop if stop > 0 else len(head)])
+        if len(self.buffer) < end + 4 + length:
+            return
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        self.waiter.set_result((int(head[9:12]), body))
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        try:
+            return await self.waiter
+        finally:
+            self.waiter = None
+
+
+class Client:
+    """A pool of keep-alive connections to one host."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.idle: deque[HttpConnection] = deque()
+        self.opened = 0
+
+    async def _connection(self) -> HttpConnection:
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:
+                return conn
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(HttpConnection, HOST, self.port)
+        self.opened += 1
+        return conn
+
+    async def send(self, req: Request) -> tuple[int, bytes]:
+        method, path, headers, body = req
+        lines = [f"{method} {path} HTTP/1.1", f"host: {HOST}:{self.port}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body is not None:
+            lines.append(f"content-length: {len(body)}")
+        raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+        conn = await self._connection()
+        try:
+            answer = await asyncio.wait_for(conn.request(raw), TIMEOUT_S)
+        except BaseException:
+            if conn.transport is not None:
+                conn.transport.close()
+            raise
+        self.idle.append(conn)
+        return answer
+
+    def close(self) -> None:
+        for conn in self.idle:
+            if conn.transport is not None:
+                conn.transport.close()
 
 
 def setup(url: str, *, customers: int, merchants: int) -> list[str]:
@@ -82,25 +185,43 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
         "DUOWEI_SESSION_SECRET": "b" * 32,
     }
     cmd = [
-        sys.executable, "-m", "uvicorn", "duowei.api.server:app", "--factory", "--host",
-        "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-        "--no-access-log",
+        sys.executable, "-m", "uvicorn", "duowei.api.server:app", "--factory", "--host", HOST,
+        "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http",
+        "httptools", "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env)
     deadline = time.monotonic() + STARTUP_S_MAX
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
+            with socket.create_connection((HOST, port), timeout=1) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return proc
+        except OSError:
             pass
         time.sleep(0.2)
     proc.terminate()
     raise RuntimeError("the server did not start")
 
 
+def cpu_s(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def own_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 async def open_loop(
-    client: httpx.AsyncClient, rate: float, seconds: float, make: Any
+    client: Client, rate: float, seconds: float, make: Callable[[int], Request], server: Any
 ) -> dict[str, Any]:
     n = min(int(rate * seconds), REQUESTS_MAX)
     latencies: list[float] = []
@@ -108,67 +229,109 @@ async def open_loop(
     gate = asyncio.Semaphore(IN_FLIGHT_MAX)
 
     async def one(i: int, at: float) -> None:
-        method, path, headers, body = make(i)
+        req = make(i)
         async with gate:
             try:
-                r = await client.request(method, path, headers=headers, json=body)
-                label = str(r.status_code)
-                if r.status_code in (200, 201) and body is not None:
-                    label += "" if r.json().get("ok") else ":refused"
-            except httpx.HTTPError as exc:
+                status, body = await client.send(req)
+                label = str(status)
+                if status in (200, 201) and req[3] is not None:
+                    label += "" if json.loads(body).get("ok") else ":refused"
+            except (OSError, ValueError, TimeoutError) as exc:
                 label = type(exc).__name__
         latencies.append((time.perf_counter() - at) * 1000)
         codes[label] = codes.get(label, 0) + 1
 
+    server_cpu0, client_cpu0 = cpu_s(server), own_cpu_s()
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter() + 0.05
     tasks = []
-    for i in range(n):
-        at = t0 + i / rate
-        delay = at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, at)))
+    i = 0
+    while i < n:
+        now = time.perf_counter()
+        # Everything due is sent now (a coarse timer never thins the offered rate).
+        while i < n and t0 + i / rate <= now:
+            tasks.append(asyncio.create_task(one(i, t0 + i / rate)))
+            i += 1
+        if i < n:
+            await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - t0
+    ok = sum(v for k, v in codes.items() if k in ("200", "201"))
     return {
         "offered_per_s": rate,
         "n": n,
         "completed_per_s": round(n / elapsed, 1),
+        "ok_per_s": round(ok / elapsed, 1),
         "latency_ms_p50": round(pct(latencies, 0.5), 2),
         "latency_ms_p99": round(pct(latencies, 0.99), 2),
+        "latency_ms_max": round(max(latencies), 2),
         "codes": codes,
+        "server_cpu_ms_per_request": round((cpu_s(server) - server_cpu0) * 1000 / n, 3),
+        "client_cpu_ms_per_request": round((own_cpu_s() - client_cpu0) * 1000 / n, 3),
+        "load_1min_before": round(load0, 2),
+        "connections_opened": client.opened,
     }
 
 
-async def run(port: int, rates: list[float], seconds: float, tokens: list[str]) -> dict[str, Any]:
-    base = f"http://127.0.0.1:{port}"
-    limits = httpx.Limits(max_connections=IN_FLIGHT_MAX, max_keepalive_connections=IN_FLIGHT_MAX)
+async def oauth_tokens(client: Client, keys: list[str]) -> list[str]:
+    out = []
+    for key in keys:
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_secret": key})
+        status, body = await client.send(
+            (
+                "POST",
+                "/oauth/token",
+                {"content-type": "application/x-www-form-urlencoded"},
+                form.encode(),
+            )
+        )
+        assert status == 200, body
+        out.append(str(json.loads(body)["access_token"]))
+    return out
+
+
+async def run(
+    port: int,
+    rates: list[float],
+    seconds: float,
+    keys: list[str],
+    *,
+    auth: str,
+    health_rate: float,
+    server: list[psutil.Process],
+) -> dict[str, Any]:
     out: dict[str, Any] = {"authorize": []}
     customer = [0]
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+    client = Client(port)
+    try:
+        tokens = await oauth_tokens(client, keys) if auth == "oauth" else keys
         # Warm-up, not measured: each worker verifies each key once with argon2id (slow on
         # purpose) and then remembers it; a merchant may read payments, so this authenticates.
         for _ in range(WARMUP_ROUNDS):
             await asyncio.gather(
-                *(client.get("/payments/none", headers={"Authorization": f"Bearer {t}"})
+                *(client.send(("GET", "/payments/none", {"authorization": f"Bearer {t}"}, None))
                   for t in tokens)
             )  # fmt: skip
         for rate in rates:
             run_id = uuid.uuid4().hex[:8]
 
-            def make(i: int, run_id: str = run_id) -> Any:
+            def make(i: int, run_id: str = run_id) -> Request:
                 no = customer[0] // PER_CUSTOMER + 1
                 customer[0] += 1
-                token = tokens[i % len(tokens)]
-                headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": f"{run_id}.{i}"}
+                headers = {
+                    "authorization": f"Bearer {tokens[i % len(tokens)]}",
+                    "idempotency-key": f"{run_id}.{i}",
+                    "content-type": "application/json",
+                }
                 body = {"customer_no": no, "amount": {"amount": "12.34", "currency": "CNY"}}
-                return "POST", "/payments", headers, body
+                return "POST", "/payments", headers, json.dumps(body).encode()
 
-            out["authorize"].append(await open_loop(client, rate, seconds, make))
-        top = max(rates)
+            out["authorize"].append(await open_loop(client, rate, seconds, make, server))
         out["anchor_health"] = await open_loop(
-            client, top, seconds, lambda i: ("GET", "/health", {}, None)
+            client, health_rate, seconds, lambda i: ("GET", "/health", {}, None), server
         )
+    finally:
+        client.close()
     return out
 
 
@@ -177,6 +340,8 @@ def main() -> None:
     parser.add_argument("--rates", default="100,200,400")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--auth", choices=("apikey", "oauth"), default="apikey")
+    parser.add_argument("--health-rate", type=float, default=0.0, help="default: the top rate")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     total = int(sum(rates) * args.seconds)
@@ -189,17 +354,35 @@ def main() -> None:
     proc = None
     try:
         t = time.perf_counter()
-        tokens = setup(url, customers=customers, merchants=merchants)
+        keys = setup(url, customers=customers, merchants=merchants)
         setup_s = time.perf_counter() - t
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
+            s.bind((HOST, 0))
             port = int(s.getsockname()[1])
         proc = start_server(url, port, args.workers)
-        result = asyncio.run(run(port, rates, args.seconds, tokens))
+        parent = psutil.Process(proc.pid)
+        server = [parent, *parent.children(recursive=True)]
+        import uvloop
+
+        result = uvloop.run(
+            run(
+                port,
+                rates,
+                args.seconds,
+                keys,
+                auth=args.auth,
+                health_rate=args.health_rate or max(rates),
+                server=server,
+            )
+        )
     finally:
         if proc is not None:
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         _admin(f"DROP SCHEMA {schema} CASCADE")
     print(
         json.dumps(
@@ -208,10 +391,12 @@ def main() -> None:
                 "when": datetime.now().isoformat(timespec="seconds"),
                 "cpus": os.cpu_count(),
                 "workers": args.workers,
+                "auth": args.auth,
                 "seconds_per_rate": args.seconds,
                 "customers": customers,
                 "merchants": merchants,
                 "setup_s": round(setup_s, 1),
+                "load_1min_after": round(os.getloadavg()[0], 2),
                 "target": ">= 1000 authorizations/s at p99 <= 50 ms",
                 **result,
             }

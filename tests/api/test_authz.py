@@ -118,7 +118,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/audit/checkpoints"): Case(lambda o: "/audit/checkpoints", "auditor", None,
                                          ("auditor", "operator")),
 }  # fmt: skip
-PUBLIC = {("GET", "/health")}
+# Open to anyone: liveness, and the token endpoint (its client authenticates in the form; the
+# token's roles and owners are checked in test_oauth.py).
+PUBLIC = {("GET", "/health"), ("POST", "/oauth/token")}
 # Expected answers of the owner's call (a business refusal is still a 200 with ok=false).
 OWNER_STATUS = {200, 201}
 OWNER_EXCEPTIONS = {("POST", "/alerts/{alert_id}/resolve"): 404}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from duowei.api import problems
 from duowei.api.context import ApiConfig, ApiContext, build_context
@@ -16,25 +17,47 @@ from duowei.api.routers import (
     credit_lines,
     dashboard,
     ledger,
+    oauth,
     payments,
     reports,
 )
+from duowei.db import Database
 
 API_VERSION = "1.0.0"
 DESCRIPTION = """Duowei's HTTP API over the same services as the `duowei` CLI.
 
 * **Money** is a decimal string of yuan with a currency code: `{"amount": "123.45", "currency":
   "CNY"}`.
-* **Every POST needs an `Idempotency-Key`** header: a retry with the same key and body replays
-  the first response (`Idempotent-Replayed: true`); the same key with another body is a 409.
+* **Every POST needs an `Idempotency-Key`** header (except `POST /oauth/token`): a retry with
+  the same key and body replays the first response (`Idempotent-Replayed: true`); the same key
+  with another body is a 409.
 * **Errors** are RFC 9457 `application/problem+json`. Business outcomes (a declined payment, a
   line over its limit) are 200 responses with `ok: false` and a reason code.
-* **Auth**: `Authorization: Bearer <API key>` (or `X-API-Key`). Roles: borrower, merchant,
-  operator, risk_analyst, treasury, auditor, regulator. Borrowers see only their own objects,
-  merchants only their own payments; someone else's object answers 404.
+* **Auth**: `Authorization: Bearer <API key>` (or `X-API-Key`), or an OAuth2 access token from
+  `POST /oauth/token` (client credentials: the API key is the client secret; 10 minutes).
+  Roles: borrower, merchant, operator, risk_analyst, treasury, auditor, regulator. Borrowers see
+  only their own objects, merchants only their own payments; someone else's object answers 404.
 * **Pagination**: `cursor` + `limit` (at most 200); follow `next_cursor`.
 * **Rate limits** per API key (token bucket): 429 with `Retry-After`.
 """
+
+
+def _ping(db: Database) -> None:
+    """One round trip: ``SELECT 1`` outside a transaction (no BEGIN and COMMIT around it)."""
+    conn = db.engine.raw_connection()
+    try:
+        raw = conn.driver_connection
+        assert raw is not None
+        if db.dialect == "postgresql":
+            raw.autocommit = True  # a client-side switch: no round trip
+            try:
+                raw.execute("SELECT 1").fetchone()
+            finally:
+                raw.autocommit = False
+        else:
+            raw.execute("SELECT 1").fetchone()
+    finally:
+        conn.close()
 
 
 def create_app(config: ApiConfig, *, context: ApiContext | None = None) -> FastAPI:
@@ -50,6 +73,7 @@ def create_app(config: ApiConfig, *, context: ApiContext | None = None) -> FastA
     app.state.ctx = ctx
     problems.install(app)
     for module in (
+        oauth,
         applications,
         credit_lines,
         payments,
@@ -63,9 +87,8 @@ def create_app(config: ApiConfig, *, context: ApiContext | None = None) -> FastA
         app.include_router(module.router)
 
     @app.get("/health", tags=["service"], summary="Liveness: the database answers")
-    def health() -> dict[str, Any]:
-        with ctx.db.transaction() as uow:
-            uow.fetchone("SELECT 1")
+    async def health() -> dict[str, Any]:
+        await run_in_threadpool(_ping, ctx.db)
         return {"status": "ok", "business_date": ctx.clock.today().isoformat()}
 
     return app

@@ -76,6 +76,10 @@ def build_context(config: ApiConfig) -> ApiContext:
     catalog = ProductCatalog.standard(config.clock.today())
     counters = RedisCounters.from_url(config.redis_url) if config.redis_url else LocalCounters()
     guard = RealtimeGuard(ruleset_for(config.clock.today()), counters, load_anomaly_model())
+    # One secret for the session cookies and (through a derived key) the access tokens; with
+    # several workers it must be configured, or each worker refuses the others' (duowei serve
+    # makes one for its workers when none is set).
+    secret = config.session_secret or secrets.token_bytes(SESSION_SECRET_BYTES)
     model = policy = None
     if config.model_dir is not None:
         from duowei.risk.artefact import load_model
@@ -89,9 +93,9 @@ def build_context(config: ApiConfig) -> ApiContext:
         credit_pay=CreditPayService(db, config.clock, catalog),
         cash_loan=CashLoanService(db, config.clock, catalog),
         guard=guard,
-        verifier=KeyVerifier(db),
+        verifier=KeyVerifier(db, clock=config.clock, token_secret=secret),
         limiter=_limiter(config),
-        sessions=SessionSigner(config.session_secret or secrets.token_bytes(SESSION_SECRET_BYTES)),
+        sessions=SessionSigner(secret),
         log_key_path=config.log_key_path or default_key_path(config.database_url),
         credit_model=model,
         credit_policy=policy,

@@ -1,12 +1,19 @@
-"""Dependencies the routers share: the context, the caller, roles, the idempotency key."""
+"""Dependencies the routers share: the context, the caller, roles, the idempotency key.
+
+They are ``async``: FastAPI runs a plain ``def`` dependency in the thread pool, one hop per
+dependency per request. The caller is found in memory when it can be (a cached API key, an
+access token, an in-process rate bucket); only a first-seen key, a due revocation poll, a
+session cookie or a Redis bucket goes to a worker thread.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Final
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from duowei.api.auth import Principal, Role
 from duowei.api.context import ApiContext
@@ -16,7 +23,7 @@ SESSION_COOKIE: Final = "duowei_session"
 IDEMPOTENCY_KEY_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,80}$"
 
 
-def get_ctx(request: Request) -> ApiContext:
+async def get_ctx(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
@@ -35,22 +42,38 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, "unauthenticated", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(request: Request, ctx: Ctx) -> Principal:
-    """The caller, from a bearer token, an X-API-Key header or a dashboard session cookie;
-    then one token from the caller's rate-limit bucket."""
+async def authenticate(request: Request, ctx: Ctx) -> Principal:
+    """The caller, from a bearer token (an API key or an access token), an X-API-Key header or a
+    dashboard session cookie; then one token from the caller's rate-limit bucket."""
     token = _token(request)
     principal: Principal | None = None
+    verifier = ctx.verifier
     if token:
-        principal = ctx.verifier.verify(token)
+        if verifier.watch.due():
+            await run_in_threadpool(verifier.watch.refresh)
+        decided, principal = verifier.lookup(token)
+        if not decided:
+            principal = await run_in_threadpool(verifier.verify_bearer, token)
         if principal is None:
-            raise _unauthorized("the API key is not valid or was revoked")
+            raise _unauthorized("the API key or access token is not valid, expired or revoked")
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
         key_id = ctx.sessions.read(cookie, time.time()) if cookie else None
-        principal = ctx.verifier.principal_for_key_id(key_id) if key_id else None
+        if key_id:
+            principal = await run_in_threadpool(verifier.principal_for_key_id, key_id)
         if principal is None:
-            raise _unauthorized("send Authorization: Bearer <API key>")
-    decision = ctx.limiter.take(principal.key_id)
+            raise _unauthorized("send Authorization: Bearer <API key or access token>")
+    await charge(ctx, principal)
+    return principal
+
+
+async def charge(ctx: ApiContext, principal: Principal) -> None:
+    """Take one token from the caller's rate-limit bucket, or answer 429."""
+    limiter = ctx.limiter
+    if limiter.blocking:
+        decision = await run_in_threadpool(limiter.take, principal.key_id)
+    else:
+        decision = limiter.take(principal.key_id)
     if not decision.allowed:
         raise Problem(
             429,
@@ -58,13 +81,12 @@ def authenticate(request: Request, ctx: Ctx) -> Principal:
             "this API key is over its request rate; retry later",
             headers={"Retry-After": str(decision.retry_after_s)},
         )
-    return principal
 
 
-def require(*roles: Role) -> Callable[..., Principal]:
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     allowed = frozenset(roles)
 
-    def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if principal.role not in allowed:
             raise Problem(403, "forbidden", f"the {principal.role} role may not do this")
         return principal

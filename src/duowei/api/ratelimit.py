@@ -44,11 +44,16 @@ class Decision:
 
 
 class RateLimiter(Protocol):
+    # True when ``take`` waits on the network (the API then calls it off the event loop).
+    blocking: bool
+
     def take(self, key: str) -> Decision: ...
 
 
 class LocalBuckets:
     """In-process token buckets (thread-safe)."""
+
+    blocking = False
 
     def __init__(self, *, rate_per_s: float, burst: int) -> None:
         assert rate_per_s > 0 and burst >= 1
@@ -74,6 +79,8 @@ class LocalBuckets:
 
 class RedisBuckets:
     """One bucket per key shared by every worker; local buckets when Redis is down."""
+
+    blocking = True
 
     def __init__(self, client: Any, *, rate_per_s: float, burst: int) -> None:
         self.client = client

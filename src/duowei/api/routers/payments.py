@@ -1,5 +1,11 @@
 """Checkout: authorize (real-time guard, then the hold), capture, void, refund; installments
-on one purchase. A merchant sees only its own payments, a borrower only theirs."""
+on one purchase. A merchant sees only its own payments, a borrower only theirs.
+
+``POST /payments`` is the hot path: an ``async`` route that checks the caller and hashes the
+request on the event loop, then runs one transaction on a worker thread: the Idempotency-Key
+lookup, the line read for the guard, the hold (``CreditPayService.authorize(uow=...)``), the
+guard's decision row and the Idempotency-Key record commit together or not at all.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from duowei.api.auth import Principal, Role
 from duowei.api.deps import Ctx, IdempotencyKey, not_found, require
-from duowei.api.idempotency import derived_ref, run_idempotent
+from duowei.api.idempotency import derived_ref, request_hash, run_idempotent, run_in_transaction
 from duowei.api.schemas import (
     AuthorizeIn,
     CaptureIn,
@@ -22,6 +29,7 @@ from duowei.api.schemas import (
 )
 from duowei.api.views import outcome_body
 from duowei.clock import to_micros
+from duowei.db import UnitOfWork
 from duowei.products.subledger import group_total
 from duowei.realtime import EventKind, RiskEvent
 from duowei.realtime import store as risk_store
@@ -62,10 +70,9 @@ def _payment(ctx: Ctx, who: Principal, payment_id: str) -> dict[str, Any]:
     }
 
 
-def _guard(ctx: Ctx, who: Principal, body: AuthorizeIn, payment_id: str) -> Any:
+def _guard(uow: UnitOfWork, ctx: Ctx, who: Principal, body: AuthorizeIn, payment_id: str) -> Any:
     """The real-time verdict, before any hold; None when there is no open line."""
-    with ctx.db.transaction() as uow:
-        state = load_state(uow, line_account_id(body.customer_no), lock=False)
+    state = load_state(uow, line_account_id(body.customer_no), lock=False)
     if state is None or not state["credit_limit_fen"]:
         return None
     event = RiskEvent(
@@ -86,14 +93,14 @@ def _guard(ctx: Ctx, who: Principal, body: AuthorizeIn, payment_id: str) -> Any:
 
 
 @router.post("/payments", summary="Authorize a checkout payment (a hold on the line)")
-def authorize(
+async def authorize(
     body: AuthorizeIn, request: Request, ctx: Ctx, who: Merchant, key: IdempotencyKey
 ) -> JSONResponse:
     amount_fen = positive_fen(body.amount)
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
         payment_id = derived_ref(who, idem_key, "pay")
-        checked = _guard(ctx, who, body, payment_id)
+        checked = _guard(uow, ctx, who, body, payment_id)
         if checked is None:
             return 200, {"ok": False, "reason": "no_credit_line", "payment_id": payment_id}
         event, verdict = checked
@@ -103,10 +110,10 @@ def authorize(
                 auth_id=payment_id,
                 amount_fen=amount_fen,
                 merchant=who.subject,
+                uow=uow,
             )
         # The verdict is kept either way (the analysts' statistics and alerts need declines).
-        with ctx.db.transaction() as uow:
-            risk_store.record_decision(uow, event, verdict, ctx.clock)
+        risk_store.record_decision(uow, event, verdict, ctx.clock)
         risk = {"action": verdict.action.label, "reasons": list(verdict.reasons)}
         if not verdict.approved:
             reason = f"risk_{verdict.action.label}"
@@ -114,7 +121,8 @@ def authorize(
         status = 201 if outcome.ok else 200
         return status, outcome_body(outcome, payment_id=payment_id, risk=risk)
 
-    return run_idempotent(ctx, who, key, request, body, handle)
+    wanted = request_hash(request, body)
+    return await run_in_threadpool(run_in_transaction, ctx, who, key, wanted, handle)
 
 
 @router.get("/payments/{payment_id}", summary="A payment")
