@@ -268,15 +268,17 @@ def test_the_same_id_twice_in_one_group_posts_once(db: Database) -> None:
     assert story.available_fen(7) == y("4990.00")
 
 
-def test_hot_lines_under_many_threads_never_exceed_the_limit(db: Database) -> None:
-    """12 threads buy on 3 lines of 500.00 at once; every authorization has all its rows and
-    both holds, or (refused) none of them, and no line goes past its limit."""
+@pytest.mark.parametrize("committers", [1, 2])
+def test_hot_lines_under_many_threads_never_exceed_the_limit(db: Database, committers: int) -> None:
+    """12 threads buy on 3 lines of 500.00 at once (one or two groups in flight); every
+    authorization has all its rows and both holds, or (refused) none of them, and no line goes
+    past its limit."""
     customers = (11, 12, 13)
     story = _story(db, *customers, limit="500.00")
     guard = _guard(only=LIST_RULES)
     answers: dict[str, CheckoutResult] = {}
     lock = threading.Lock()
-    with GroupCommitter(db, story.clock) as committer:
+    with GroupCommitter(db, story.clock, committers=committers) as committer:
         checkout = CheckoutService(db, story.clock, guard, catalog=story.catalog, group=committer)
 
         def client(n: int) -> None:

@@ -7,6 +7,10 @@ arrived in the last few milliseconds, ``GroupCommitter`` gathers the submissions
 submission's own writes (``work``) in the same transaction, so every caller still gets "its
 transfers and its rows, atomically".
 
+With ``committers=2`` two groups are in flight on two connections: one gathers, locks its rows
+and asks its handlers while the other posts and commits (the ledger's lock order, the same in
+every transaction, keeps them apart: the second waits for the audit head, not in a cycle).
+
 A submission is isolated from the others: its last transfer must not be ``LINKED`` (a chain
 cannot run into another caller's transfers), and if any submission's ``work`` raises, the group
 is rolled back and every submission is run again alone, so one failure reaches only its caller.
@@ -18,8 +22,10 @@ use case: its state row, its idempotency key) submits an item to a ``GroupWork``
 all of them, rows locked in id order before any ledger row, the same order as a use case run
 alone), posts every submission's transfers in one ledger batch, then calls
 ``handler.finish(uow, items, results)``, which writes the rows and returns each caller's
-answer. ``prepare`` may put an item off (``None`` instead of its transfers: two items of the
-group with the same idempotency key); it then runs alone after the group has committed.
+answer (``prepare`` and ``finish`` of one group run on one thread, in one transaction; a
+handler keeps what passes between them per thread). ``prepare`` may put an item off (``None``
+instead of its transfers: two items of the group with the same idempotency key); it then runs
+alone after the group has committed.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from duowei.ledger.model import BATCH_SIZE_MAX, TransferFlags, TransferRequest, 
 MAX_WAIT_S_DEFAULT: Final = 0.0
 MAX_TRANSFERS_DEFAULT: Final = 2_000
 QUEUE_DEPTH_MAX: Final = 100_000
+COMMITTERS_MAX: Final = 8
 
 Work = Callable[[UnitOfWork, list[TransferResult]], Any]
 ItemT = TypeVar("ItemT")
@@ -69,7 +76,11 @@ class GroupWork(Protocol[ItemC, ResultC]):
         items: Sequence[ItemC],
         results: Sequence[list[TransferResult]],
     ) -> Sequence[ResultC]:
-        """Write the items' rows now that their transfers were decided; each item's answer."""
+        """Write the items' rows now that their transfers were decided; each item's answer.
+
+        On PostgreSQL this runs in a pipeline that ends with the group's COMMIT: statements
+        go out without waiting, a fetch waits for the answers so far, and ``rowcount`` is not
+        to be relied on."""
         ...
 
 
@@ -97,17 +108,25 @@ class GroupCommitter:
         *,
         max_wait_s: float = MAX_WAIT_S_DEFAULT,
         max_transfers: int = MAX_TRANSFERS_DEFAULT,
+        committers: int = 1,
     ) -> None:
         if not 0 < max_transfers <= BATCH_SIZE_MAX:
             raise ValueError(f"max_transfers must be 1..{BATCH_SIZE_MAX}")
+        if not 1 <= committers <= COMMITTERS_MAX:
+            raise ValueError(f"committers must be 1..{COMMITTERS_MAX}")
         self.db = db
         self.ledger = Ledger(clock)
         self.max_wait_s = max_wait_s
         self.max_transfers = max_transfers
         self._queue: queue.Queue[_Submission | None] = queue.Queue(QUEUE_DEPTH_MAX)
-        self._thread = threading.Thread(target=self._run, name="ledger-group-commit", daemon=True)
-        self._thread.start()
+        self._count_lock = threading.Lock()
         self.groups_committed = 0
+        self._threads = [
+            threading.Thread(target=self._run, name=f"ledger-group-commit-{n}", daemon=True)
+            for n in range(committers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(
         self, requests: Sequence[TransferRequest], work: Work | None = None
@@ -132,9 +151,11 @@ class GroupCommitter:
         return answer
 
     def close(self) -> None:
-        """Finish what was submitted, then stop the committing thread."""
-        self._queue.put(None)
-        self._thread.join()
+        """Finish what was submitted, then stop the committing threads."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
 
     def __enter__(self) -> GroupCommitter:
         return self
@@ -224,16 +245,32 @@ class GroupCommitter:
                 if s.handler is None:
                     got = mine[id(s)]
                     outcomes[id(s)] = (got, s.work(uow, got) if s.work is not None else None)
-            for handler, subs in handlers.values():
-                subs = [s for s in subs if s not in later]
-                if not subs:
-                    continue
-                answers = handler.finish(uow, [s.item for s in subs], [mine[id(s)] for s in subs])
-                if len(answers) != len(subs):
-                    raise ValueError("finish must answer once per item")
-                for s, answer in zip(subs, answers, strict=True):
-                    outcomes[id(s)] = (mine[id(s)], answer)
-        self.groups_committed += 1
+            finishing = [(h, [s for s in subs if s not in later]) for h, subs in handlers.values()]
+            if uow.dialect == "postgresql" and handlers:
+                # The handlers' writes and the COMMIT travel together: one round trip.
+                with uow.raw.pipeline():
+                    self._finish(uow, finishing, mine, outcomes)
+                    uow.raw.commit()
+            else:
+                self._finish(uow, finishing, mine, outcomes)
+        with self._count_lock:
+            self.groups_committed += 1
         for s in running:
             s.future.set_result(outcomes[id(s)])
         return later
+
+    @staticmethod
+    def _finish(
+        uow: UnitOfWork,
+        finishing: list[tuple[GroupWork[Any, Any], list[_Submission]]],
+        mine: dict[int, list[TransferResult]],
+        outcomes: dict[int, tuple[list[TransferResult], Any]],
+    ) -> None:
+        for handler, subs in finishing:
+            if not subs:
+                continue
+            answers = handler.finish(uow, [s.item for s in subs], [mine[id(s)] for s in subs])
+            if len(answers) != len(subs):
+                raise ValueError("finish must answer once per item")
+            for s, answer in zip(subs, answers, strict=True):
+                outcomes[id(s)] = (mine[id(s)], answer)

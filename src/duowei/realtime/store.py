@@ -159,16 +159,17 @@ class Decision:
     reasons: tuple[str, ...]
 
 
-def find_decisions(uow: UnitOfWork, event_ids: Sequence[str]) -> dict[str, Decision]:
-    """The recorded verdicts of these events (those that have one)."""
+def decisions_query(event_ids: Sequence[str]) -> tuple[str, list[Any]]:
+    """The recorded verdicts of these events (non-empty): see ``decisions_from``."""
     ids = sorted(set(event_ids))
-    if not ids:
-        return {}
-    rows = uow.fetchall(
+    return (
         "SELECT event_id, customer_no, kind, amount_fen, action, reasons FROM risk_decisions "
         f"WHERE event_id IN ({','.join('?' * len(ids))})",
-        ids,
+        list(ids),
     )
+
+
+def decisions_from(rows: Sequence[tuple[Any, ...]]) -> dict[str, Decision]:
     return {
         r[0]: Decision(
             r[0],
@@ -180,6 +181,14 @@ def find_decisions(uow: UnitOfWork, event_ids: Sequence[str]) -> dict[str, Decis
         )
         for r in rows
     }
+
+
+def find_decisions(uow: UnitOfWork, event_ids: Sequence[str]) -> dict[str, Decision]:
+    """The recorded verdicts of these events (those that have one)."""
+    if not event_ids:
+        return {}
+    sql, params = decisions_query(event_ids)
+    return decisions_from(uow.fetchall(sql, params))
 
 
 def raise_alert(
