@@ -53,6 +53,7 @@ from duowei.products.subledger import (
     run_day_columns,
 )
 from duowei.products.terms import CreditPayTerms
+from duowei.services.eod_rows import ChunkRows, prepare_store, read_chunk, write_chunk
 from duowei.services.product_store import (
     CNY,
     PHASE_IN_EOD,
@@ -68,10 +69,6 @@ CHUNK_ROWS_DEFAULT: Final = 50_000
 CHUNK_ROWS_MAX: Final = 1_000_000
 KINDS: Final = ("credit_pay", "cash_loan")
 SHORT: Final = {"credit_pay": "cp", "cash_loan": "cl"}
-_SELECT: Final = "id, customer_no, statement_day, pair_due_day, " + ", ".join(STATE_COLUMNS)
-_UPDATE: Final = (
-    "UPDATE product_accounts SET " + ", ".join(f"{c} = ?" for c in STATE_COLUMNS) + " WHERE id = ?"
-)
 
 
 class _Stop(RuntimeError):
@@ -169,6 +166,7 @@ def run_eod(
         if _start(uow, business_date):
             return EodResult(business_date, True, reconciliation=reconcile(uow))
         ledger.create_accounts(uow, platform_accounts(CNY))  # the control accounts it posts to
+        prepare_store(uow)
     with db.transaction() as uow:
         expired = _expire_holds(uow, ledger)
     totals: dict[str, int] = {"statements": 0, "bills": 0, "charged_off": 0, "transfers": 0}
@@ -218,11 +216,12 @@ def _run_kind(
                 (business_date, kind),
             )
             last_id, chunk_no, accounts = (int(x) for x in row) if row else (0, 0, 0)
-            ids, meta, cols = read_chunk(uow, kind, last_id, chunk_rows)
-            if len(ids) == 0:
+            rows = read_chunk(uow, kind, last_id, chunk_rows)
+            if len(rows) == 0:
                 return done
+            ids = rows.ids
             chunk = _Chunk(uow, ledger, clock, catalog, business_date, kind, chunk_no, totals)
-            chunk.process(ids, meta, cols)
+            chunk.process(rows)
             if budget[0] is not None:
                 if len(ids) > budget[0]:
                     # The test hook: die before this chunk commits, as a killed process would.
@@ -258,44 +257,6 @@ def _save_progress(
         )
 
 
-def read_chunk(
-    uow: UnitOfWork, kind: str, after_id: int, rows_max: int
-) -> tuple[np.ndarray, np.ndarray, Columns]:
-    """The next ``rows_max`` accounts of a product after ``after_id``, as int64 columns."""
-    rows = uow.fetchall(
-        f"SELECT {_SELECT} FROM product_accounts WHERE kind = ? AND id > ? ORDER BY id LIMIT ?",
-        (kind, after_id, rows_max),
-    )
-    if not rows:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, np.zeros((0, 3), dtype=np.int64), {}
-    table = np.array(rows, dtype=np.int64)
-    cols = {name: np.ascontiguousarray(table[:, 4 + i]) for i, name in enumerate(STATE_COLUMNS)}
-    return table[:, 0].copy(), table[:, 1:4].copy(), cols
-
-
-def write_chunk(uow: UnitOfWork, ids: np.ndarray, cols: Columns) -> None:
-    """Write a chunk's state back: by primary key on SQLite; on PostgreSQL through COPY into a
-    temporary table and one ``UPDATE ... FROM`` (row-by-row updates are the slow part there)."""
-    if uow.dialect != "postgresql":
-        matrix = np.column_stack([cols[c] for c in STATE_COLUMNS] + [ids])
-        uow.raw.cursor().executemany(uow.sql(_UPDATE), matrix.tolist())
-        return
-    cur = uow.raw.cursor()
-    cur.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS eod_chunk (id bigint PRIMARY KEY, "
-        + ", ".join(f"{c} bigint" for c in STATE_COLUMNS)
-        + ") ON COMMIT DELETE ROWS"
-    )
-    matrix = np.column_stack([ids] + [cols[c] for c in STATE_COLUMNS])
-    with cur.copy(f"COPY eod_chunk (id, {', '.join(STATE_COLUMNS)}) FROM STDIN") as copy:
-        for row in matrix.tolist():
-            copy.write_row(row)
-    sets = ", ".join(f"{c} = e.{c}" for c in STATE_COLUMNS)
-    cur.execute(f"UPDATE product_accounts p SET {sets} FROM eod_chunk e WHERE p.id = e.id")
-    cur.execute("DELETE FROM eod_chunk")
-
-
 class _Chunk:
     """One chunk of one product on one day, inside one transaction."""
 
@@ -322,16 +283,16 @@ class _Chunk:
         terms = catalog.credit_pay if kind == "credit_pay" else catalog.cash_loan
         self.bucket_names = terms.delinquency.bucket_names
 
-    def process(self, ids: np.ndarray, meta: np.ndarray, cols: Columns) -> None:
+    def process(self, rows: ChunkRows) -> None:
+        ids, meta, cols = rows.ids, rows.meta, rows.cols
         interest_before = sum(cols[c] for c in INTEREST_COLUMNS)
         penalty_before = cols["penalty_fen"].copy()
         back = self._back_interest(ids, cols) if self.kind == "credit_pay" else {}
         split = run_day_columns(cols, self.day, self.rules)
         interest = sum(cols[c] for c in INTEREST_COLUMNS) - interest_before + split["interest"]
         penalty = cols["penalty_fen"] - penalty_before + split["penalty"]
-        index = {int(a): i for i, a in enumerate(ids)}
         for account_id, amount in back.items():
-            i = index[account_id]
+            i = _position(ids, account_id)
             if not cols["charged_off"][i]:
                 self._apply(
                     cols,
@@ -347,8 +308,8 @@ class _Chunk:
         if self.kind == "credit_pay":
             self._statements(ids, meta, cols)
         else:
-            self._bills(ids, cols, index)
-        write_chunk(self.uow, ids, cols)
+            self._bills(ids, cols)
+        write_chunk(self.uow, rows)
         self._post(ids, meta, cols, interest, penalty, split)
 
     def _apply(
@@ -480,7 +441,7 @@ class _Chunk:
             )
             self.totals["statements"] += 1
 
-    def _bills(self, ids: np.ndarray, cols: Columns, index: dict[int, int]) -> None:
+    def _bills(self, ids: np.ndarray, cols: Columns) -> None:
         """Bill the installments due tomorrow (the evening before, so a borrower can pay on
         the due date itself)."""
         rows = self.uow.fetchall(
@@ -491,7 +452,7 @@ class _Chunk:
             (self.day + 1, int(ids[0]), int(ids[-1])),
         )
         for account_id, principal, loan_id, version, period in rows:
-            i = index[int(account_id)]
+            i = _position(ids, int(account_id))
             if cols["charged_off"][i]:
                 continue
             self._apply(
@@ -588,6 +549,14 @@ class _Chunk:
                 )
             )
         return [t for t in out if t.amount_fen > 0]
+
+
+def _position(ids: np.ndarray, account_id: int) -> int:
+    """Where ``account_id`` is in the chunk's ascending ids (a few look-ups per chunk, so no
+    dict of every id)."""
+    i = int(np.searchsorted(ids, account_id))
+    assert i < len(ids) and int(ids[i]) == account_id, account_id
+    return i
 
 
 def _bucket_sums(buckets: np.ndarray, amounts: np.ndarray, n: int) -> list[int]:

@@ -1,0 +1,310 @@
+"""Move one end-of-day chunk of ``product_accounts`` between the database and numpy, in bulk.
+
+The end-of-day kernel runs at tens of millions of accounts a second; what limits a batch is
+moving rows between the store and numpy (issue #3). A Python object per value, a statement per
+row and a b-tree seek per row were the costs (profiled on 1M accounts: read 13.6 s, write 15.0 s,
+kernel 0.2 s), so both engines move a chunk with a handful of statements and no per-value
+objects:
+
+- **SQLite read**: one ``SELECT`` per batch returns each column as one comma-separated string
+  (``group_concat``), parsed by ``numpy.fromstring`` in C; the rowid comes along for the write.
+  (Measured on 1M accounts against ``fetchall`` + ``numpy.array``: about 2.4x less CPU; packing
+  each row with ``printf('%016x')`` was slower than ``group_concat``, the formatting dominates.)
+- **SQLite write**: only columns that changed, and only in rows that changed. Columns that
+  changed in many rows go in one ``UPDATE ... WHERE rowid BETWEEN`` that walks the chunk's rows
+  in storage order (no seek per row) and takes each row's values from one blob parameter of
+  fixed-width decimal fields, addressed by ``rowid - first rowid`` (``substr`` on a blob is by
+  byte, so addressing is O(1)); the few rows with other changes (aging, statements, charge-off)
+  are updated by rowid. A chunk whose rowids are scattered (more than ``SPAN_FACTOR_MAX`` slots
+  per row) is written by rowid only.
+- **PostgreSQL**: binary ``COPY (SELECT ...) TO STDOUT`` read straight into a numpy record
+  array; the changed rows and columns go back through binary ``COPY`` into a temporary table and
+  one ``UPDATE ... FROM`` limited to the chunk's id range.
+
+Both engines stay inside the caller's transaction (one per chunk): read, day, write, post and
+progress commit together, so a killed run loses only its open chunk.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from duowei.db import UnitOfWork
+from duowei.products.subledger import STATE_COLUMNS, Columns
+
+META_COLUMNS: Final = ("customer_no", "statement_day", "pair_due_day")
+READ_BATCH_ROWS: Final = 100_000  # rows per SELECT: one string per column of at most ~2 MB
+SPAN_FACTOR_MAX: Final = 4  # rowid slots per row above which the range write is not used
+BULK_SHARE_MIN: Final = 8  # a column changed in >= 1/8 of the rows goes in the range write
+_PG_SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00"
+_KINDS: Final = ("credit_pay", "cash_loan")
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class ChunkRows:
+    """One chunk: ids ascending, meta ``(n, 3)`` = customer_no, statement_day, pair_due_day,
+    the state columns (updated in place by the day), the state as read, and SQLite rowids."""
+
+    kind: str
+    ids: I64
+    meta: I64
+    cols: Columns
+    before: Columns
+    rowids: I64 | None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def prepare_store(uow: UnitOfWork) -> None:
+    """PostgreSQL: give the planner statistics for ``product_accounts`` if it has none yet.
+
+    Without them (a table just bulk-loaded, before autovacuum gets to it) it plans the chunk
+    read as "every row of the kind after ``id``, sorted, then LIMIT": each chunk rereads the
+    rest of the table (measured: 46 s of reads for 1M accounts, against an index scan in id
+    order once analyzed). ``ANALYZE`` samples a fixed number of rows, so it is cheap at any size.
+    """
+    if uow.dialect != "postgresql":
+        return
+    row = uow.fetchone(
+        "SELECT last_analyze IS NULL AND last_autoanalyze IS NULL FROM pg_stat_user_tables "
+        "WHERE relid = 'product_accounts'::regclass"
+    )
+    if row is not None and row[0]:
+        uow.execute("ANALYZE product_accounts")
+
+
+def read_chunk(uow: UnitOfWork, kind: str, after_id: int, rows_max: int) -> ChunkRows:
+    """The next ``rows_max`` accounts of ``kind`` after ``after_id`` (id order), as int64."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown product kind {kind!r}")
+    # Column-major (field, row): each column is a contiguous view, no copy per column.
+    if uow.dialect == "postgresql":
+        table, rowids = _read_postgresql(uow, kind, after_id, rows_max), None
+    else:
+        table = _read_sqlite(uow, kind, after_id, rows_max)
+        rowids, table = table[0], table[1:]
+    if table.shape[1] > 1 and not bool((np.diff(table[0]) > 0).all()):
+        # The aggregate's order follows the ordered subquery; keep the contract regardless.
+        order = np.argsort(table[0], kind="stable")
+        table = np.ascontiguousarray(table[:, order])
+        rowids = None if rowids is None else rowids[order]
+    cols = {c: table[4 + i] for i, c in enumerate(STATE_COLUMNS)}
+    return ChunkRows(
+        kind,
+        table[0],
+        np.ascontiguousarray(table[1:4].T),
+        cols,
+        {c: v.copy() for c, v in cols.items()},
+        rowids,
+    )
+
+
+def write_chunk(uow: UnitOfWork, chunk: ChunkRows) -> int:
+    """Write back what the day changed in ``chunk``; returns the rows written."""
+    changed = {c: chunk.cols[c] != chunk.before[c] for c in STATE_COLUMNS}
+    changed = {c: m for c, m in changed.items() if m.any()}
+    if not changed:
+        return 0
+    rows = np.zeros(len(chunk), dtype=bool)
+    for mask in changed.values():
+        rows |= mask
+    if uow.dialect == "postgresql":
+        _write_postgresql(uow, chunk, list(changed), np.flatnonzero(rows))
+    else:
+        _write_sqlite(uow, chunk, changed)
+    return int(rows.sum())
+
+
+# ---------------------------------------------------------------- SQLite
+
+
+def _read_sqlite(uow: UnitOfWork, kind: str, after_id: int, rows_max: int) -> I64:
+    fields = ("rid", "id", *META_COLUMNS, *STATE_COLUMNS)
+    inner = ", ".join(("rowid AS rid", *fields[1:]))
+    sql = (
+        f"SELECT {', '.join(f'group_concat({f})' for f in fields)} FROM (SELECT {inner} "
+        "FROM product_accounts WHERE kind = ? AND id > ? ORDER BY id LIMIT ?)"
+    )
+    parts: list[I64] = []
+    last, left = after_id, rows_max
+    while left > 0:
+        batch = min(left, READ_BATCH_ROWS)
+        texts = uow.fetchone(sql, (kind, last, batch))
+        if texts is None or texts[0] is None:
+            break
+        table = np.empty((len(fields), texts[0].count(",") + 1), dtype=np.int64)
+        for k, text in enumerate(texts):
+            # numpy parses the whole column in C; it raises on anything but integers.
+            table[k] = np.fromstring(text, dtype=np.int64, sep=",")
+        parts.append(table)
+        last, left = int(table[1].max()), left - table.shape[1]
+        if table.shape[1] < batch:
+            break
+    if not parts:
+        return np.zeros((len(fields), 0), dtype=np.int64)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+_DIGITS_4: Final = np.array([list(f"{k:04d}".encode()) for k in range(10_000)], dtype=np.uint8)
+
+
+def fixed_width_digits(values: I64, width: int) -> npt.NDArray[np.uint8]:
+    """Non-negative integers as zero-padded ASCII decimal fields of ``width`` bytes (a row each),
+    four digits per table look-up."""
+    assert 1 <= width <= 19 and (len(values) == 0 or int(values.min()) >= 0)
+    groups = (width + 3) // 4
+    out = np.empty((len(values), groups * 4), dtype=np.uint8)
+    rest = values.copy()
+    for g in range(groups - 1, -1, -1):
+        out[:, g * 4 : (g + 1) * 4] = _DIGITS_4[rest % 10_000]
+        rest //= 10_000
+    return out[:, groups * 4 - width :]
+
+
+def _write_sqlite(uow: UnitOfWork, chunk: ChunkRows, changed: dict[str, Any]) -> None:
+    assert chunk.rowids is not None
+    rowids = chunk.rowids
+    n = len(chunk)
+    span = int(rowids.max()) - int(rowids.min()) + 1
+    bulk = [c for c, m in changed.items() if int(m.sum()) * BULK_SHARE_MIN >= n]
+    if span > SPAN_FACTOR_MAX * n or n < BULK_SHARE_MIN:
+        bulk = []
+    bulk = [c for c in bulk if _width(chunk.cols[c]) is not None]
+    if bulk:
+        _range_update(uow, chunk, bulk)
+    rest = [c for c in changed if c not in bulk]
+    if not rest:
+        return
+    rows = np.zeros(n, dtype=bool)
+    for c in rest:
+        rows |= changed[c]
+    idx = np.flatnonzero(rows)
+    matrix = np.column_stack([chunk.cols[c][idx] for c in rest] + [rowids[idx]])
+    sets = ", ".join(f"{c} = ?" for c in rest)
+    uow.raw.cursor().executemany(
+        f"UPDATE product_accounts SET {sets} WHERE rowid = ?", matrix.tolist()
+    )
+
+
+def _width(values: I64) -> int | None:
+    """Decimal digits of ``max - min`` (0 for a constant column); None past 19 digits."""
+    if len(values) == 0:
+        return 0
+    spread = int(values.max()) - int(values.min())
+    return len(str(spread)) if spread > 0 and spread < 10**19 else (0 if spread == 0 else None)
+
+
+def _range_update(uow: UnitOfWork, chunk: ChunkRows, columns: list[str]) -> None:
+    """One UPDATE over the chunk's rowid range; values from one blob of fixed-width fields."""
+    assert chunk.rowids is not None
+    first = int(chunk.rowids.min())
+    slots = int(chunk.rowids.max()) - first + 1
+    sets, blocks, offset = [], [], 0
+    for c in columns:
+        values = chunk.cols[c]
+        low = int(values.min())
+        width = _width(values)
+        assert width is not None
+        if width == 0:
+            sets.append(f"{c} = {low}")
+            continue
+        blocks.append(fixed_width_digits(values - low, width))
+        sets.append(
+            f"{c} = CAST(substr(?6, (rowid - ?1) * {{stride}} + {offset + 1}, {width}) "
+            f"AS INTEGER) + {low}"
+        )
+        offset += width
+    stride = offset
+    params: list[Any] = [first, first + slots - 1, chunk.kind, int(chunk.ids[0])]
+    params.append(int(chunk.ids[-1]))
+    if stride:
+        blob = np.full((slots, stride), ord("0"), dtype=np.uint8)
+        blob[chunk.rowids - first] = np.concatenate(blocks, axis=1)
+        params.append(blob.tobytes())
+    # ``+kind``/``+id`` keep the planner on the rowid range (the (kind, id) index would seek).
+    statement = (
+        "UPDATE product_accounts SET "
+        + ", ".join(s.replace("{stride}", str(stride)) for s in sets)
+        + " WHERE rowid BETWEEN ?1 AND ?2 AND +kind = ?3 AND +id BETWEEN ?4 AND ?5"
+    )
+    cur = uow.raw.cursor()
+    cur.execute(statement, params)
+    # The chunk was read in this transaction, so exactly its rows match.
+    assert cur.rowcount == len(chunk), (cur.rowcount, len(chunk))
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def _copy_dtype(fields: int) -> np.dtype[Any]:
+    """One binary COPY row of ``fields`` non-null bigints: count, then (length, value) each."""
+    parts: list[tuple[str, str]] = [("count", ">i2")]
+    for k in range(fields):
+        parts += [(f"len{k}", ">i4"), (f"v{k}", ">i8")]
+    return np.dtype(parts)
+
+
+def _read_postgresql(uow: UnitOfWork, kind: str, after_id: int, rows_max: int) -> I64:
+    fields = ("id", "customer_no", "statement_day::bigint", "pair_due_day::bigint", *STATE_COLUMNS)
+    select = (
+        f"SELECT {', '.join(fields)} FROM product_accounts WHERE kind = '{kind}' "
+        f"AND id > {int(after_id)} ORDER BY id LIMIT {int(rows_max)}"
+    )
+    cur = uow.raw.cursor()
+    with cur.copy(f"COPY ({select}) TO STDOUT (FORMAT binary)") as copy:
+        data = b"".join(bytes(block) for block in copy)
+    if not data.startswith(_PG_SIGNATURE):
+        raise RuntimeError("unexpected binary COPY header")
+    (extension,) = struct.unpack(">I", data[15:19])
+    body = data[19 + extension : -2]
+    dtype = _copy_dtype(len(fields))
+    records = np.frombuffer(body, dtype=dtype)
+    if len(records) and (
+        bool((records["count"] != len(fields)).any())
+        or any(bool((records[f"len{k}"] != 8).any()) for k in range(len(fields)))
+    ):
+        raise RuntimeError("binary COPY rows are not all non-null bigints")
+    table = np.empty((len(fields), len(records)), dtype=np.int64)
+    for k in range(len(fields)):
+        table[k] = records[f"v{k}"]
+    return table
+
+
+def copy_binary(matrix: I64) -> bytes:
+    """``matrix`` (rows x bigint fields) as a PostgreSQL binary COPY stream."""
+    fields = matrix.shape[1]
+    records = np.empty(len(matrix), dtype=_copy_dtype(fields))
+    records["count"] = fields
+    for k in range(fields):
+        records[f"len{k}"] = 8
+        records[f"v{k}"] = matrix[:, k]
+    return _PG_SIGNATURE + struct.pack(">ii", 0, 0) + records.tobytes() + b"\xff\xff"
+
+
+def _write_postgresql(uow: UnitOfWork, chunk: ChunkRows, columns: list[str], rows: I64) -> None:
+    cur = uow.raw.cursor()
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS eod_chunk (id bigint NOT NULL, "
+        + ", ".join(f"{c} bigint" for c in STATE_COLUMNS)
+        + ") ON COMMIT DELETE ROWS"
+    )
+    matrix = np.column_stack([chunk.ids[rows]] + [chunk.cols[c][rows] for c in columns])
+    with cur.copy(f"COPY eod_chunk (id, {', '.join(columns)}) FROM STDIN (FORMAT binary)") as cp:
+        cp.write(copy_binary(matrix))
+    sets = ", ".join(f"{c} = e.{c}" for c in columns)
+    # The id range keeps the join to the chunk's slice of product_accounts (an index range).
+    cur.execute(
+        f"UPDATE product_accounts p SET {sets} FROM eod_chunk e WHERE p.id = e.id "
+        "AND p.id BETWEEN %s AND %s",
+        (int(chunk.ids[0]), int(chunk.ids[-1])),
+    )
+    assert cur.rowcount == len(rows), (cur.rowcount, len(rows))
+    cur.execute("DELETE FROM eod_chunk")
