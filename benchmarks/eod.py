@@ -12,7 +12,9 @@ End to end (``--e2e-sizes``, ``--engines``): the same synthetic book stored in
 ``product_accounts`` (``duowei.sim.store``; loading is timed apart), then ``run_eod`` for one
 day: hold expiry, chunked read, due step + kernel + charge-off, write-back, aggregated GL postings,
 per-account write-offs, progress, reconciliation. Each size and engine runs in a fresh child
-process, whose peak RSS is reported (it includes building and loading the book).
+process, whose peak RSS is reported (it includes building and loading the book), with the run's
+wall seconds by phase (``EodResult.phase_s``: read, day, write, post, reconcile), this process's
+CPU seconds (PostgreSQL's own work is in its server processes) and the load average.
 
 Schedule + APR: our vectorized path (``equal_installment_many`` + ``irr_many``) against
 numpy-financial (``pmt`` + ``irr``) and pyxirr (``pmt`` + ``irr``) called per loan, on the same
@@ -180,9 +182,11 @@ def end_to_end_one(size: int, engine: str, seed: int) -> dict[str, Any]:
         load_s = time.perf_counter() - t0
         del book
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t0 = time.perf_counter()
+        load_before = os.getloadavg()[0]
+        t0, cpu0 = time.perf_counter(), time.process_time()
         result = run_eod(db, clock, BUSINESS_DATE)
-        eod_s = time.perf_counter() - t0
+        eod_s, eod_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+        load_after = os.getloadavg()[0]
         t0 = time.perf_counter()
         again = run_eod(db, clock, BUSINESS_DATE)
         rerun_s = time.perf_counter() - t0
@@ -196,7 +200,10 @@ def end_to_end_one(size: int, engine: str, seed: int) -> dict[str, Any]:
         "accounts": size,
         "load_s": round(load_s, 2),
         "eod_end_to_end_s": round(eod_s, 2),
+        "eod_cpu_s_this_process": round(eod_cpu_s, 2),
+        "phase_s": result.phase_s,
         "accounts_per_s": round(size / eod_s),
+        "load_average_1min_before_after": [round(load_before, 2), round(load_after, 2)],
         "charged_off": result.charged_off,
         "gl_transfers": result.transfers,
         "rerun_same_day_s": round(rerun_s, 3),

@@ -21,6 +21,7 @@ and ends in the same state as an uninterrupted run (tested with ``fail_after_acc
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -69,6 +70,7 @@ CHUNK_ROWS_DEFAULT: Final = 50_000
 CHUNK_ROWS_MAX: Final = 1_000_000
 KINDS: Final = ("credit_pay", "cash_loan")
 SHORT: Final = {"credit_pay": "cp", "cash_loan": "cl"}
+PHASES: Final = ("read", "day", "write", "post", "reconcile")
 
 
 class _Stop(RuntimeError):
@@ -97,6 +99,8 @@ class EodResult:
     transfers: int = 0
     holds_expired: int = 0
     reconciliation: tuple[ReconLine, ...] = ()
+    # Wall seconds by phase (read, day, write, post, reconcile): where a batch spends its time.
+    phase_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def reconciled(self) -> bool:
@@ -172,9 +176,10 @@ def run_eod(
     totals: dict[str, int] = {"statements": 0, "bills": 0, "charged_off": 0, "transfers": 0}
     runs: dict[str, int] = {}
     budget = [fail_after_accounts]
+    seconds = dict.fromkeys(PHASES, 0.0)
     for kind in KINDS:
         runs[kind] = _run_kind(
-            db, ledger, clock, catalog, business_date, kind, chunk_rows, totals, budget
+            db, ledger, clock, catalog, business_date, kind, chunk_rows, totals, budget, seconds
         )
     with db.transaction() as uow:
         summary = {**totals, "accounts": runs, "holds_expired": expired}
@@ -182,7 +187,9 @@ def run_eod(
             "UPDATE eod_runs SET status = 'done', summary = ? WHERE business_date = ?",
             (json.dumps(summary, sort_keys=True), business_date),
         )
+        started = time.perf_counter()
         recon = reconcile(uow)
+        seconds["reconcile"] += time.perf_counter() - started
     return EodResult(
         business_date,
         False,
@@ -193,6 +200,7 @@ def run_eod(
         totals["transfers"],
         expired,
         recon,
+        {k: round(v, 3) for k, v in seconds.items()},
     )
 
 
@@ -206,6 +214,7 @@ def _run_kind(
     chunk_rows: int,
     totals: dict[str, int],
     budget: list[int | None],
+    seconds: dict[str, float],
 ) -> int:
     done = 0
     for _ in range(CHUNK_ROWS_MAX):
@@ -216,11 +225,15 @@ def _run_kind(
                 (business_date, kind),
             )
             last_id, chunk_no, accounts = (int(x) for x in row) if row else (0, 0, 0)
+            started = time.perf_counter()
             rows = read_chunk(uow, kind, last_id, chunk_rows)
+            seconds["read"] += time.perf_counter() - started
             if len(rows) == 0:
                 return done
             ids = rows.ids
-            chunk = _Chunk(uow, ledger, clock, catalog, business_date, kind, chunk_no, totals)
+            chunk = _Chunk(
+                uow, ledger, clock, catalog, business_date, kind, chunk_no, totals, seconds
+            )
             chunk.process(rows)
             if budget[0] is not None:
                 if len(ids) > budget[0]:
@@ -270,8 +283,10 @@ class _Chunk:
         kind: str,
         chunk_no: int,
         totals: dict[str, int],
+        seconds: dict[str, float],
     ) -> None:
         self.uow, self.ledger, self.clock, self.catalog = uow, ledger, clock, catalog
+        self.seconds = seconds
         self.on, self.day, self.kind, self.chunk_no, self.totals = (
             on,
             day_number(on),
@@ -284,6 +299,7 @@ class _Chunk:
         self.bucket_names = terms.delinquency.bucket_names
 
     def process(self, rows: ChunkRows) -> None:
+        started = time.perf_counter()
         ids, meta, cols = rows.ids, rows.meta, rows.cols
         interest_before = sum(cols[c] for c in INTEREST_COLUMNS)
         penalty_before = cols["penalty_fen"].copy()
@@ -309,8 +325,14 @@ class _Chunk:
             self._statements(ids, meta, cols)
         else:
             self._bills(ids, cols)
+        wrote = time.perf_counter()
         write_chunk(self.uow, rows)
+        posted = time.perf_counter()
         self._post(ids, meta, cols, interest, penalty, split)
+        done = time.perf_counter()
+        for phase, seconds in (("day", wrote - started), ("write", posted - wrote)):
+            self.seconds[phase] += seconds
+        self.seconds["post"] += done - posted
 
     def _apply(
         self, cols: Columns, i: int, account_id: int, kind: str, fn: Any, ref: str = ""

@@ -1,0 +1,187 @@
+"""End-of-day row movement (``services.eod_rows``): what goes in and out is exactly the table."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from duowei.db import Database
+from duowei.products.eod import Book
+from duowei.products.subledger import STATE_COLUMNS
+from duowei.services.eod_rows import (
+    ChunkRows,
+    fixed_width_digits,
+    prepare_store,
+    read_chunk,
+    write_chunk,
+)
+from duowei.sim.book import make_eod_state
+from duowei.sim.store import store_book
+
+ON = date(2026, 3, 1)
+
+
+def _part(book: Book, lo: int, hi: int) -> Book:
+    return Book({k: v[lo:hi].copy() for k, v in book.columns.items()})
+
+
+def _store(db: Database, *, cash_loans: int, lines: int, seed: int, interleave: bool) -> None:
+    """Cash loans and credit-pay lines; interleaved, each kind's rows are far apart in storage."""
+    book = make_eod_state(accounts=cash_loans + lines, seed=seed, business_date=ON)
+    if not interleave:
+        store_book(db, _part(book, 0, cash_loans), kind="cash_loan", first_customer=1)
+        store_book(db, _part(book, cash_loans, cash_loans + lines), kind="credit_pay")
+        return
+    step = max(1, lines // 2)
+    for k, lo in enumerate(range(0, lines, step)):
+        hi = min(lines, lo + step)
+        store_book(
+            db,
+            _part(book, cash_loans + lo, cash_loans + hi),
+            kind="credit_pay",
+            first_customer=1 + lo,
+        )
+        if k == 0:
+            store_book(db, _part(book, 0, cash_loans), kind="cash_loan", first_customer=1)
+
+
+def _table(db: Database, kind: str) -> dict[str, np.ndarray]:
+    with db.transaction() as uow:
+        rows = uow.fetchall(
+            "SELECT id, customer_no, statement_day, pair_due_day, "
+            f"{', '.join(STATE_COLUMNS)} FROM product_accounts WHERE kind = ? ORDER BY id",
+            (kind,),
+        )
+    matrix = np.array(rows, dtype=np.int64).reshape(-1, 4 + len(STATE_COLUMNS))
+    names = ("id", "customer_no", "statement_day", "pair_due_day", *STATE_COLUMNS)
+    return {name: matrix[:, k] for k, name in enumerate(names)}
+
+
+def test_a_chunk_reads_exactly_the_rows_of_its_kind_after_an_id(db: Database) -> None:
+    _store(db, cash_loans=300, lines=40, seed=7, interleave=True)
+    want = _table(db, "cash_loan")
+    after = int(want["id"][99])
+    with db.transaction() as uow:
+        chunk = read_chunk(uow, "cash_loan", after, 150)
+    assert chunk.kind == "cash_loan" and len(chunk) == 150
+    assert chunk.ids.tolist() == want["id"][100:250].tolist()
+    assert (
+        chunk.meta.tolist()
+        == np.column_stack(
+            [want[c][100:250] for c in ("customer_no", "statement_day", "pair_due_day")]
+        ).tolist()
+    )
+    for c in STATE_COLUMNS:
+        assert chunk.cols[c].tolist() == want[c][100:250].tolist(), c
+        assert chunk.before[c].tolist() == want[c][100:250].tolist(), c
+    with db.transaction() as uow:
+        assert len(read_chunk(uow, "cash_loan", int(want["id"][-1]), 10)) == 0
+        assert len(read_chunk(uow, "credit_pay", 0, 1_000)) == 40
+
+
+def _day_like_changes(chunk: ChunkRows, seed: int) -> dict[str, np.ndarray]:
+    """What a day does to a chunk: every row's run day, interest and carry (negative too); a
+    few rows' aging columns; one column with a 19-digit spread."""
+    rng = np.random.default_rng(seed)
+    c, n = chunk.cols, len(chunk)
+    c["last_run_day"] += 1
+    c["accrued_interest_fen"] += rng.integers(0, 5_000, n)
+    c["interest_carry"][:] = rng.integers(-500_000_000, 500_000_000, n)
+    few = rng.choice(n, size=max(1, n // 20), replace=False)
+    c["days_past_due"][few] += 3
+    c["penalty_fen"][few] += 11
+    c["credit_limit_fen"][0] = 10**18  # a spread the fixed-width fields must carry exactly
+    c["credit_limit_fen"][-1] = 0
+    return {k: v.copy() for k, v in c.items()}
+
+
+@pytest.mark.parametrize("interleave", [False, True])
+def test_write_back_stores_exactly_the_changed_state(db: Database, interleave: bool) -> None:
+    _store(db, cash_loans=200, lines=60, seed=11, interleave=interleave)
+    other_before = _table(db, "cash_loan")
+    with db.transaction() as uow:
+        chunk = read_chunk(uow, "credit_pay", 0, 1_000)
+        expected = _day_like_changes(chunk, seed=3)
+        assert write_chunk(uow, chunk) == len(chunk)
+    got = _table(db, "credit_pay")
+    for c in STATE_COLUMNS:
+        assert got[c].tolist() == expected[c].tolist(), c
+    other_after = _table(db, "cash_loan")
+    assert all(other_after[c].tolist() == other_before[c].tolist() for c in other_after)
+
+
+def test_sqlite_writes_dense_chunks_as_one_range_update_and_scattered_ones_by_rowid(
+    sqlite_url: str,
+) -> None:
+    from duowei.db import open_database
+
+    for interleave, range_update in ((False, True), (True, False)):
+        db = open_database(sqlite_url.replace(".db", f"-{interleave}.db"))
+        try:
+            _store(db, cash_loans=400, lines=60, seed=5, interleave=interleave)
+            seen: list[str] = []  # the SQL the driver runs: range write or keyed
+            with db.transaction() as uow:
+                chunk = read_chunk(uow, "credit_pay", 0, 1_000)
+                expected = _day_like_changes(chunk, seed=9)
+                raw: Any = uow.raw
+                raw.set_trace_callback(seen.append)
+                write_chunk(uow, chunk)
+                raw.set_trace_callback(None)
+            updates = [s for s in seen if s.startswith("UPDATE product_accounts")]
+            assert any("rowid BETWEEN" in s for s in updates) is range_update
+            got = _table(db, "credit_pay")
+            assert all(got[c].tolist() == expected[c].tolist() for c in STATE_COLUMNS)
+        finally:
+            db.dispose()
+
+
+def test_an_unchanged_chunk_writes_nothing_and_a_few_changes_write_those_rows(
+    db: Database,
+) -> None:
+    _store(db, cash_loans=120, lines=0, seed=1, interleave=False)
+    with db.transaction() as uow:
+        chunk = read_chunk(uow, "cash_loan", 0, 500)
+        assert write_chunk(uow, chunk) == 0
+        chunk.cols["frozen"][[3, 70]] = 1
+        assert write_chunk(uow, chunk) == 2
+    assert np.flatnonzero(_table(db, "cash_loan")["frozen"]).tolist() == [3, 70]
+
+
+@given(st.lists(st.integers(0, 10**19 - 1), min_size=1, max_size=50), st.integers(1, 19))
+def test_fixed_width_fields_are_zero_padded_decimals(values: list[int], width: int) -> None:
+    values = [m for m in (v % 10**width for v in values) if m < 2**63]
+    if not values:
+        return
+    out = fixed_width_digits(np.array(values, dtype=np.int64), width)
+    assert [bytes(row).decode() for row in out] == [f"{v:0{width}d}" for v in values]
+
+
+@pytest.mark.postgres
+def test_postgresql_analyzes_a_never_analyzed_table_and_leaves_room_for_hot_updates(
+    pg_url: str,
+) -> None:
+    from duowei.db import open_database
+
+    db = open_database(pg_url)
+    try:
+        _store(db, cash_loans=50, lines=0, seed=2, interleave=False)
+        with db.transaction() as uow:
+            options = uow.fetchone(
+                "SELECT reloptions FROM pg_class WHERE oid = 'product_accounts'::regclass"
+            )
+            assert options is not None and "fillfactor=50" in options[0]
+            # A table never vacuumed or analyzed has reltuples -1 (PostgreSQL 14+).
+            assert uow.fetchone(
+                "SELECT reltuples FROM pg_class WHERE oid = 'product_accounts'::regclass"
+            ) == (-1,)
+            prepare_store(uow)
+            assert uow.fetchone(
+                "SELECT reltuples FROM pg_class WHERE oid = 'product_accounts'::regclass"
+            ) == (50,)
+    finally:
+        db.dispose()
