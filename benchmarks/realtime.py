@@ -38,6 +38,10 @@ PG_URL = os.environ.get("DUOWEI_BENCH_PG_URL", "postgresql+psycopg://postgres@12
 REDIS_URL = os.environ.get("DUOWEI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -59,6 +63,32 @@ def _admin(sql: str) -> None:
         PG_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
     ) as conn:
         conn.execute(sql)
+
+
+def _server_cpu_s(app: str) -> dict[int, float]:
+    """CPU seconds used so far by the server processes of this run (``application_name``),
+    read from /proc: only where PostgreSQL runs on this machine (else empty)."""
+    import psycopg
+
+    with psycopg.connect(
+        PG_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
+        pids = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app,)
+            ).fetchall()
+        ]
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
 
 
 def _purchase(e: RiskEvent, customers: int) -> Purchase:
@@ -84,7 +114,8 @@ def authorizations(
     schema = f"bench_rt_{uuid.uuid4().hex[:8]}"
     _admin(f"CREATE SCHEMA {schema}")
     try:
-        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        # application_name tags this run's server processes, to read their CPU time.
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}&application_name={schema}"
         open_database(url).dispose()  # migrate
         # A pool as large as the client threads: none waits for a connection.
         db = Database(url, pool_size=threads + 2)
@@ -120,6 +151,7 @@ def authorizations(
 
         parts = [events[i::threads] for i in range(threads)]
         workers = [threading.Thread(target=work, args=(p,)) for p in parts]
+        db_cpu0, cpu0 = _server_cpu_s(schema), time.process_time()
         t0 = time.perf_counter()
         for w in workers:
             w.start()
@@ -130,6 +162,9 @@ def authorizations(
         if group is not None:
             group.close()
             groups = group.groups_committed
+        cpu_s = time.process_time() - cpu0
+        db_cpu1 = _server_cpu_s(schema)
+        db_cpu_s = sum(v - db_cpu0.get(pid, 0.0) for pid, v in db_cpu1.items())
         with db.transaction() as uow:
             row = uow.fetchone("SELECT COUNT(*) FROM risk_decisions")
             held = uow.fetchone("SELECT COUNT(*) FROM cp_purchases")
@@ -145,6 +180,8 @@ def authorizations(
             "n": len(events),
             "reasons": dict(reasons.most_common()),
             "groups": groups,
+            "client_cpu_ms": cpu_s * 1000 / len(events),
+            "server_cpu_ms": db_cpu_s * 1000 / len(events) if db_cpu1 else None,
         }
     finally:
         _admin(f"DROP SCHEMA {schema} CASCADE")
@@ -201,11 +238,18 @@ def main() -> None:
         "authorization_outcomes": auth["reasons"],
         "committers": args.committers,
         "groups_committed": auth["groups"],
+        # CPU per authorization, this process and its PostgreSQL server processes: what the
+        # run would need of an idle machine (None where the server is not local).
+        "cpu_ms_per_authorization_client": _round(auth["client_cpu_ms"], 3),
+        "cpu_ms_per_authorization_server": _round(auth["server_cpu_ms"], 3),
         "anchor_client_threads": args.anchor_threads,
         "one_tx_each_authorizations_per_s": round(anchor["per_s"], 1),
         "one_tx_each_authorization_ms_p50": round(anchor["p50"], 2),
         "one_tx_each_authorization_ms_p99": round(anchor["p99"], 2),
         "one_tx_each_outcomes": anchor["reasons"],
+        "one_tx_each_cpu_ms_per_authorization_client": _round(anchor["client_cpu_ms"], 3),
+        "one_tx_each_cpu_ms_per_authorization_server": _round(anchor["server_cpu_ms"], 3),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "targets": {
             "rule_eval_ms_p99": 2,
             "rule_eval_ms_p99_redis": 5,

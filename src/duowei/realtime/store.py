@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from duowei.audit.events import canonical_json
 from duowei.audit.log import DbEventRecorder
+from duowei.bulk import insert_many
 from duowei.clock import BUSINESS_TZ, Clock, from_micros, to_micros
 from duowei.db import UnitOfWork
 from duowei.errors import InvalidInput, NotFound
@@ -68,6 +69,29 @@ _INSERT_DECISION: Final = (
 _INSERT_HIT: Final = (
     "INSERT INTO risk_rule_hits (event_id, rule_id, ruleset_version, shadow, action, "
     "business_date) VALUES (?,?,?,?,?,?)"
+)
+
+
+_DECISION_COLUMNS: Final = (
+    ("event_id", "text"),
+    ("customer_no", "int8"),
+    ("kind", "text"),
+    ("amount_fen", "int8"),
+    ("action", "text"),
+    ("reasons", "text"),
+    ("anomaly_score_ppm", "int4"),
+    ("ruleset_version", "text"),
+    ("degraded", "int2"),
+    ("business_date", "text"),
+    ("decided_us", "int8"),
+)
+_HIT_COLUMNS: Final = (
+    ("event_id", "text"),
+    ("rule_id", "text"),
+    ("ruleset_version", "text"),
+    ("shadow", "int2"),
+    ("action", "text"),
+    ("business_date", "text"),
 )
 
 
@@ -138,11 +162,11 @@ def record_decisions(
     if not decided:
         return
     now_us = to_micros(clock.now())
-    cur = uow.cursor()
-    cur.executemany(uow.sql(_INSERT_DECISION), [_decision_row(e, v, now_us) for e, v in decided])
-    hits = [row for e, v in decided for row in _hit_rows(e, v)]
-    if hits:
-        cur.executemany(uow.sql(_INSERT_HIT), hits)
+    rows = [_decision_row(e, v, now_us) for e, v in decided]
+    insert_many(uow, "risk_decisions", _DECISION_COLUMNS, rows)
+    insert_many(
+        uow, "risk_rule_hits", _HIT_COLUMNS, [r for e, v in decided for r in _hit_rows(e, v)]
+    )
     for event, verdict in decided:
         _alert_for(uow, clock, event, verdict)
 
@@ -159,13 +183,16 @@ class Decision:
     reasons: tuple[str, ...]
 
 
-def decisions_query(event_ids: Sequence[str]) -> tuple[str, list[Any]]:
-    """The recorded verdicts of these events (non-empty): see ``decisions_from``."""
+def decisions_query(uow: UnitOfWork, event_ids: Sequence[str]) -> tuple[str, list[Any]]:
+    """The recorded verdicts of these events (non-empty): see ``decisions_from``. On
+    PostgreSQL ``= ANY(array)``: one statement text, prepared once by the driver."""
     ids = sorted(set(event_ids))
+    columns = "event_id, customer_no, kind, amount_fen, action, reasons"
+    if uow.dialect == "postgresql":
+        return f"SELECT {columns} FROM risk_decisions WHERE event_id = ANY(?)", [ids]
     return (
-        "SELECT event_id, customer_no, kind, amount_fen, action, reasons FROM risk_decisions "
-        f"WHERE event_id IN ({','.join('?' * len(ids))})",
-        list(ids),
+        f"SELECT {columns} FROM risk_decisions WHERE event_id IN ({','.join('?' * len(ids))})",
+        ids,
     )
 
 
@@ -187,7 +214,7 @@ def find_decisions(uow: UnitOfWork, event_ids: Sequence[str]) -> dict[str, Decis
     """The recorded verdicts of these events (those that have one)."""
     if not event_ids:
         return {}
-    sql, params = decisions_query(event_ids)
+    sql, params = decisions_query(uow, event_ids)
     return decisions_from(uow.fetchall(sql, params))
 
 

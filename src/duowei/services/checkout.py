@@ -373,8 +373,8 @@ class _GroupedAuthorizations:
         event_rows, decision_rows, eod_rows, state_rows = fetch_together(
             uow,
             [
-                events_query(AUTHORIZE_KIND, refs),
-                risk_store.decisions_query(refs),
+                events_query(uow, AUTHORIZE_KIND, refs),
+                risk_store.decisions_query(uow, refs),
                 eod_query(svc.clock.today()),
                 states_query(uow, [line_account_id(p.customer_no) for p in items]),
             ],

@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from typing import Any, Final
 
 from duowei.audit.log import DbEventRecorder
+from duowei.bulk import insert_many
 from duowei.db import UnitOfWork
 from duowei.errors import InvalidInput
 from duowei.ledger.chart import AccountCode, customer_accounts, platform_accounts
@@ -262,15 +263,19 @@ def purchase_row(
     return (auth_id, line_account_id(customer_no), merchant, amount_fen, on, "authorized")
 
 
+PURCHASE_COLUMNS: Final = (
+    ("id", "text"),
+    ("account_id", "int8"),
+    ("merchant", "text"),
+    ("authorized_fen", "int8"),
+    ("authorized_on", "date"),
+    ("status", "text"),
+)
+
+
 def insert_purchases(uow: UnitOfWork, rows: Sequence[tuple[Any, ...]]) -> None:
     """Authorized purchases (``purchase_row``s), one statement for all of them."""
-    uow.cursor().executemany(
-        uow.sql(
-            "INSERT INTO cp_purchases (id, account_id, merchant, authorized_fen, authorized_on, "
-            "status) VALUES (?,?,?,?,?,?)"
-        ),
-        list(rows),
-    )
+    insert_many(uow, "cp_purchases", PURCHASE_COLUMNS, rows)
 
 
 class CreditPayService(ProductService):

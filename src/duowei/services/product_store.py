@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
+from duowei.bulk import insert_many
 from duowei.clock import Clock
 from duowei.db import Database, UnitOfWork
 from duowei.errors import InvalidInput, NotFound
@@ -293,10 +294,21 @@ def record_event(
     )
 
 
+EVENT_COLUMNS: Final = (
+    ("account_id", "int8"),
+    ("business_day", "int4"),
+    ("phase", "int2"),
+    ("kind", "text"),
+    ("ref", "text"),
+    ("request", "text"),
+    ("delta", "text"),
+    ("outcome", "text"),
+)
+
+
 def record_events(uow: UnitOfWork, rows: Sequence[tuple[Any, ...]]) -> None:
     """Several use cases' events (``event_row``s) in one statement (a group commit's)."""
-    if rows:
-        uow.cursor().executemany(uow.sql(_INSERT_EVENT), list(rows))
+    insert_many(uow, "product_events", EVENT_COLUMNS, rows)
 
 
 def find_event(uow: UnitOfWork, kind: str, ref: str) -> tuple[dict[str, Any], Outcome] | None:
@@ -327,12 +339,20 @@ def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
-def events_query(kind: str, refs: Sequence[str]) -> Query:
+def _in(uow: UnitOfWork, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``column IN (...)``; on PostgreSQL ``= ANY(array)``: one statement text whatever the
+    number of values, so the server prepares it once (psycopg prepares repeated statements)."""
+    if uow.dialect == "postgresql":
+        return f"{column} = ANY(?)", [list(values)]
+    return f"{column} IN ({_marks(values)})", list(values)
+
+
+def events_query(uow: UnitOfWork, kind: str, refs: Sequence[str]) -> Query:
     """The earlier events of these refs (non-empty) of one kind: see ``events_from``."""
+    where, params = _in(uow, "ref", refs)
     return (
-        f"SELECT ref, request, outcome FROM product_events WHERE kind = ? "
-        f"AND ref IN ({_marks(refs)})",
-        [kind, *refs],
+        f"SELECT ref, request, outcome FROM product_events WHERE kind = ? AND {where}",
+        [kind, *params],
     )
 
 
@@ -349,7 +369,7 @@ def find_events(
     """``find_event`` for many refs in one query (a group commit's idempotency check)."""
     if not refs:
         return {}
-    sql, params = events_query(kind, refs)
+    sql, params = events_query(uow, kind, refs)
     return events_from(uow.fetchall(sql, params))
 
 
@@ -367,9 +387,9 @@ def phase_from(rows: Sequence[tuple[Any, ...]]) -> int | None:
 def states_query(uow: UnitOfWork, account_ids: Sequence[int]) -> Query:
     """Several accounts' states (non-empty), locked in id order on PostgreSQL: the order every
     use case locks them in, so no two groups can deadlock on them. See ``states_from``."""
-    ids = sorted(set(account_ids))
+    where, params = _in(uow, "id", sorted(set(account_ids)))
     suffix = " ORDER BY id FOR UPDATE" if uow.dialect == "postgresql" else ""
-    return f"SELECT id, {_COLS} FROM product_accounts WHERE id IN ({_marks(ids)}){suffix}", ids
+    return f"SELECT id, {_COLS} FROM product_accounts WHERE {where}{suffix}", params
 
 
 def states_from(rows: Sequence[tuple[Any, ...]]) -> dict[int, State]:
