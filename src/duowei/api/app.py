@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from duowei.api import problems
+from duowei.api import problems, reads
 from duowei.api.context import ApiConfig, ApiContext, build_context
 from duowei.api.routers import (
     alerts,
@@ -44,25 +46,19 @@ DESCRIPTION = """Duowei's HTTP API over the same services as the `duowei` CLI.
 
 def _ping(db: Database) -> None:
     """One round trip: ``SELECT 1`` outside a transaction (no BEGIN and COMMIT around it)."""
-    conn = db.engine.raw_connection()
-    try:
-        raw = conn.driver_connection
-        assert raw is not None
-        if db.dialect == "postgresql":
-            raw.autocommit = True  # a client-side switch: no round trip
-            try:
-                raw.execute("SELECT 1").fetchone()
-            finally:
-                raw.autocommit = False
-        else:
-            raw.execute("SELECT 1").fetchone()
-    finally:
-        conn.close()
+    reads.fetchone(db, "SELECT 1")
 
 
 def create_app(config: ApiConfig, *, context: ApiContext | None = None) -> FastAPI:
     ctx = context or build_context(config)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.close()  # the group committer finishes what was submitted, then stops
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Duowei API",
         version=API_VERSION,
         description=DESCRIPTION,

@@ -17,9 +17,11 @@ from duowei.api.ratelimit import BURST_DEFAULT, RATE_PER_S_DEFAULT, LocalBuckets
 from duowei.clock import Clock
 from duowei.config import DEFAULT_LOG_ORIGIN, default_key_path
 from duowei.db import Database, open_database
+from duowei.ledger.group import GroupCommitter
 from duowei.realtime import LocalCounters, RealtimeGuard, RedisCounters, ruleset_for
 from duowei.realtime.model import load_model as load_anomaly_model
 from duowei.services.cash_loan import CashLoanService
+from duowei.services.checkout import CheckoutService
 from duowei.services.credit_pay import CreditPayService
 from duowei.services.product_store import ProductCatalog
 
@@ -40,6 +42,8 @@ class ApiConfig:
     cookie_secure: bool = True
     migrate: bool = True
     pool_size: int = 10
+    # POST /payments through a GroupCommitter: concurrent authorizations share transactions.
+    group_commit: bool = True
 
 
 @dataclass
@@ -50,6 +54,7 @@ class ApiContext:
     credit_pay: CreditPayService
     cash_loan: CashLoanService
     guard: RealtimeGuard
+    checkout: CheckoutService
     verifier: KeyVerifier
     limiter: RateLimiter
     sessions: SessionSigner
@@ -57,6 +62,11 @@ class ApiContext:
     credit_model: Any = None  # duowei.risk.artefact.LoadedModel
     credit_policy: Any = None  # duowei.risk.decision.CreditPolicy
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Stop the group committer's thread (after what was submitted has committed)."""
+        if self.checkout.group is not None:
+            self.checkout.group.close()
 
 
 def _limiter(config: ApiConfig) -> RateLimiter:
@@ -86,6 +96,7 @@ def build_context(config: ApiConfig) -> ApiContext:
         from duowei.risk.decision import load_credit_policy
 
         model, policy = load_model(config.model_dir), load_credit_policy(None)
+    group = GroupCommitter(db, config.clock) if config.group_commit else None
     return ApiContext(
         config=config,
         db=db,
@@ -93,6 +104,7 @@ def build_context(config: ApiConfig) -> ApiContext:
         credit_pay=CreditPayService(db, config.clock, catalog),
         cash_loan=CashLoanService(db, config.clock, catalog),
         guard=guard,
+        checkout=CheckoutService(db, config.clock, guard, catalog=catalog, group=group),
         verifier=KeyVerifier(db, clock=config.clock, token_secret=secret),
         limiter=_limiter(config),
         sessions=SessionSigner(secret),
@@ -120,6 +132,7 @@ def config_from_env(clock: Clock, database_url: str | None = None) -> ApiConfig:
         log_origin=settings.log_origin,
         session_secret=secret.encode() if secret else None,
         cookie_secure=os.environ.get("DUOWEI_COOKIE_SECURE", "1") != "0",
+        group_commit=os.environ.get("DUOWEI_GROUP_COMMIT", "1") != "0",
     )
 
 

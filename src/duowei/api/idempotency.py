@@ -7,6 +7,10 @@ Two ways to run a use case under a key:
   case's rows commit. A concurrent twin with the same key blocks on the same rows (the
   service's reference is derived from the key) and fails when the first commits; it then finds
   the first's record and replays it.
+* ``run_grouped``: for a use case that goes through the group committer (checkout): one read
+  of the key outside any transaction, the use case in a shared group transaction, then the
+  record, itself written through the committer (``IdempotencyRecords``: a group's records in
+  one statement and one commit). Safe for the same reason as the next.
 * ``run_idempotent``: the use case runs in its own unit of work, then the response is recorded.
   The services are idempotent themselves on the reference derived here from (API key,
   Idempotency-Key), so a crash between the two leaves nothing half done: the retry reaches the
@@ -17,18 +21,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from duowei.api import reads
 from duowei.api.auth import Principal
 from duowei.api.context import ApiContext
 from duowei.api.problems import Problem
 from duowei.clock import to_micros
 from duowei.db import UnitOfWork
+from duowei.ledger.group import GroupCommitter
+from duowei.ledger.model import TransferRequest, TransferResult
 
 REF_DIGEST_CHARS: Final = 40
 REPLAY_HEADER: Final = "Idempotent-Replayed"
@@ -48,18 +56,24 @@ def derived_ref(principal: Principal, idem_key: str, prefix: str) -> str:
     return f"{prefix}.{digest[:REF_DIGEST_CHARS]}"
 
 
+_LOOKUP: Final = (
+    "SELECT request_hash, status_code, response FROM api_idempotency "
+    "WHERE principal = ? AND idem_key = ?"
+)
+_INSERT: Final = (
+    "INSERT INTO api_idempotency (principal, idem_key, request_hash, status_code, response, "
+    "created_us) VALUES (?,?,?,?,?,?)"
+)
+
+
 def _stored_in(uow: UnitOfWork, principal: Principal, idem_key: str) -> tuple[str, int, str] | None:
-    row = uow.fetchone(
-        "SELECT request_hash, status_code, response FROM api_idempotency "
-        "WHERE principal = ? AND idem_key = ?",
-        (principal.key_id, idem_key),
-    )
+    row = uow.fetchone(_LOOKUP, (principal.key_id, idem_key))
     return None if row is None else (str(row[0]), int(row[1]), str(row[2]))
 
 
 def _stored(ctx: ApiContext, principal: Principal, idem_key: str) -> tuple[str, int, str] | None:
-    with ctx.db.transaction() as uow:
-        return _stored_in(uow, principal, idem_key)
+    row = reads.fetchone(ctx.db, _LOOKUP, (principal.key_id, idem_key))
+    return None if row is None else (str(row[0]), int(row[1]), str(row[2]))
 
 
 def _record(
@@ -73,9 +87,7 @@ def _record(
 ) -> None:
     text = json.dumps(payload, sort_keys=True, allow_nan=False)
     uow.execute(
-        "INSERT INTO api_idempotency (principal, idem_key, request_hash, status_code, "
-        "response, created_us) VALUES (?,?,?,?,?,?)",
-        (principal.key_id, idem_key, wanted, status, text, to_micros(ctx.clock.now())),
+        _INSERT, (principal.key_id, idem_key, wanted, status, text, to_micros(ctx.clock.now()))
     )
 
 
@@ -135,4 +147,79 @@ def run_in_transaction(
         return _replay(found, wanted)
     if found is not None:
         return _replay(found, wanted)
+    return JSONResponse(payload, status_code=status)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    principal: str  # the API key id
+    idem_key: str
+    request_hash: str
+    status: int
+    response: str  # JSON
+    created_us: int
+
+
+class IdempotencyRecords:
+    """Writes records through a ``GroupCommitter`` (a ``GroupWork`` with no transfers): all of
+    a group's records with one read and one insert. Each item's answer is None when its record
+    was written, else the record found first (a twin's), to be replayed."""
+
+    transfers_max = 0
+
+    def prepare(
+        self, uow: UnitOfWork, items: Sequence[Record]
+    ) -> list[Sequence[TransferRequest] | None]:
+        return [() for _ in items]
+
+    def finish(
+        self, uow: UnitOfWork, items: Sequence[Record], results: Sequence[list[TransferResult]]
+    ) -> list[tuple[str, int, str] | None]:
+        pairs = sorted({(r.principal, r.idem_key) for r in items})
+        found: dict[tuple[str, str], tuple[str, int, str]] = {}
+        if pairs:
+            values = ",".join(["(?,?)"] * len(pairs))
+            rows = uow.fetchall(
+                "SELECT principal, idem_key, request_hash, status_code, response "
+                f"FROM api_idempotency WHERE (principal, idem_key) IN (VALUES {values})",
+                [v for pair in pairs for v in pair],
+            )
+            found = {(str(r[0]), str(r[1])): (str(r[2]), int(r[3]), str(r[4])) for r in rows}
+        answers: list[tuple[str, int, str] | None] = []
+        new: list[tuple[Any, ...]] = []
+        for r in items:
+            pair = (r.principal, r.idem_key)
+            first = found.get(pair)
+            answers.append(first)
+            if first is None:
+                found[pair] = (r.request_hash, r.status, r.response)  # a twin in this group
+                new.append(
+                    (r.principal, r.idem_key, r.request_hash, r.status, r.response, r.created_us)
+                )
+        if new:
+            uow.cursor().executemany(uow.sql(_INSERT), new)
+        return answers
+
+
+RECORDS: Final = IdempotencyRecords()
+
+
+def run_grouped(
+    ctx: ApiContext,
+    principal: Principal,
+    idem_key: str,
+    wanted: str,
+    group: GroupCommitter,
+    use_case: Callable[[], tuple[int, dict[str, Any]]],
+) -> JSONResponse:
+    """Look the key up, run ``use_case`` (itself idempotent, through ``group``), record."""
+    found = _stored(ctx, principal, idem_key)
+    if found is not None:
+        return _replay(found, wanted)
+    status, payload = use_case()
+    text = json.dumps(payload, sort_keys=True, allow_nan=False)
+    record = Record(principal.key_id, idem_key, wanted, status, text, to_micros(ctx.clock.now()))
+    first: tuple[str, int, str] | None = group.submit_work(RECORDS, record)
+    if first is not None:
+        return _replay(first, wanted)
     return JSONResponse(payload, status_code=status)

@@ -2,9 +2,17 @@
 on one purchase. A merchant sees only its own payments, a borrower only theirs.
 
 ``POST /payments`` is the hot path: an ``async`` route that checks the caller and hashes the
-request on the event loop, then runs one transaction on a worker thread: the Idempotency-Key
-lookup, the line read for the guard, the hold (``CreditPayService.authorize(uow=...)``), the
-guard's decision row and the Idempotency-Key record commit together or not at all.
+request on the event loop, then hands the authorization to ``CheckoutService`` (the line's
+state, the guard's verdict and decision row, the hold and the purchase row, atomically) on a
+worker thread:
+
+* with the group committer (the default, ``ApiConfig.group_commit``), concurrent
+  authorizations share transactions; the Idempotency-Key is read once outside any transaction
+  and its record is written through the committer after the authorization
+  (``idempotency.run_grouped``; a crash in between is safe: checkout is idempotent on the
+  payment id derived from the key);
+* without it, the key's lookup, the authorization and the key's record are one transaction
+  (``idempotency.run_in_transaction``).
 """
 
 from __future__ import annotations
@@ -17,7 +25,13 @@ from starlette.concurrency import run_in_threadpool
 
 from duowei.api.auth import Principal, Role
 from duowei.api.deps import Ctx, IdempotencyKey, not_found, require
-from duowei.api.idempotency import derived_ref, request_hash, run_idempotent, run_in_transaction
+from duowei.api.idempotency import (
+    derived_ref,
+    request_hash,
+    run_grouped,
+    run_idempotent,
+    run_in_transaction,
+)
 from duowei.api.schemas import (
     AuthorizeIn,
     CaptureIn,
@@ -30,10 +44,8 @@ from duowei.api.schemas import (
 from duowei.api.views import outcome_body
 from duowei.clock import to_micros
 from duowei.db import UnitOfWork
-from duowei.products.subledger import group_total
-from duowei.realtime import EventKind, RiskEvent
-from duowei.realtime import store as risk_store
-from duowei.services.product_store import customer_of, line_account_id, load_state
+from duowei.services.checkout import CheckoutResult, Purchase
+from duowei.services.product_store import customer_of
 
 router = APIRouter(tags=["checkout"])
 Merchant = Annotated[Principal, Depends(require(Role.MERCHANT))]
@@ -70,59 +82,42 @@ def _payment(ctx: Ctx, who: Principal, payment_id: str) -> dict[str, Any]:
     }
 
 
-def _guard(uow: UnitOfWork, ctx: Ctx, who: Principal, body: AuthorizeIn, payment_id: str) -> Any:
-    """The real-time verdict, before any hold; None when there is no open line."""
-    state = load_state(uow, line_account_id(body.customer_no), lock=False)
-    if state is None or not state["credit_limit_fen"]:
-        return None
-    event = RiskEvent(
-        event_id=payment_id,
-        kind=EventKind.PURCHASE,
-        customer_no=body.customer_no,
-        amount_fen=positive_fen(body.amount),
-        at_us=to_micros(ctx.clock.now()),
-        merchant_id=who.subject,
-        device_id=body.device_id or "",
-        latitude=body.latitude,
-        longitude=body.longitude,
-        limit_fen=state["credit_limit_fen"],
-        in_use_fen=group_total(state, "principal"),
-        days_past_due=state["days_past_due"],
-    )
-    return event, ctx.guard.evaluate(event)
+def _answer(result: CheckoutResult, payment_id: str) -> tuple[int, dict[str, Any]]:
+    body = outcome_body(result.outcome, payment_id=payment_id)
+    if result.risk is not None:
+        body["risk"] = result.risk
+    return (201 if result.ok else 200), body
 
 
 @router.post("/payments", summary="Authorize a checkout payment (a hold on the line)")
 async def authorize(
     body: AuthorizeIn, request: Request, ctx: Ctx, who: Merchant, key: IdempotencyKey
 ) -> JSONResponse:
-    amount_fen = positive_fen(body.amount)
-
-    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
-        payment_id = derived_ref(who, idem_key, "pay")
-        checked = _guard(uow, ctx, who, body, payment_id)
-        if checked is None:
-            return 200, {"ok": False, "reason": "no_credit_line", "payment_id": payment_id}
-        event, verdict = checked
-        if verdict.approved:
-            outcome = ctx.credit_pay.authorize(
-                customer_no=body.customer_no,
-                auth_id=payment_id,
-                amount_fen=amount_fen,
-                merchant=who.subject,
-                uow=uow,
-            )
-        # The verdict is kept either way (the analysts' statistics and alerts need declines).
-        risk_store.record_decision(uow, event, verdict, ctx.clock)
-        risk = {"action": verdict.action.label, "reasons": list(verdict.reasons)}
-        if not verdict.approved:
-            reason = f"risk_{verdict.action.label}"
-            return 200, {"ok": False, "reason": reason, "payment_id": payment_id, "risk": risk}
-        status = 201 if outcome.ok else 200
-        return status, outcome_body(outcome, payment_id=payment_id, risk=risk)
-
+    payment_id = derived_ref(who, key, "pay")
+    purchase = Purchase(
+        customer_no=body.customer_no,
+        auth_id=payment_id,
+        amount_fen=positive_fen(body.amount),
+        merchant=who.subject,
+        device_id=body.device_id or "",
+        latitude=body.latitude,
+        longitude=body.longitude,
+        at_us=to_micros(ctx.clock.now()),  # the attempt's arrival, for the velocity windows
+    )
     wanted = request_hash(request, body)
-    return await run_in_threadpool(run_in_transaction, ctx, who, key, wanted, handle)
+    checkout = ctx.checkout
+    group = checkout.group
+    if group is None:
+
+        def alone(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
+            return _answer(checkout.authorize_in(uow, purchase), payment_id)
+
+        return await run_in_threadpool(run_in_transaction, ctx, who, key, wanted, alone)
+
+    def grouped() -> tuple[int, dict[str, Any]]:
+        return _answer(checkout.authorize(purchase), payment_id)
+
+    return await run_in_threadpool(run_grouped, ctx, who, key, wanted, group, grouped)
 
 
 @router.get("/payments/{payment_id}", summary="A payment")
