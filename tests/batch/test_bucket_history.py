@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from duowei.clock import BUSINESS_TZ
 from duowei.db import Database
@@ -146,3 +148,15 @@ def test_roll_rates_weigh_balances_not_accounts() -> None:
     assert bh.roll_rate_labels()[0] == "M0→M1" and bh.roll_rate_labels()[-1] == "M6+→written off"
     matrix = bh.transition_matrix(principal)
     assert matrix[WO, WO] == 1.0 and matrix[M2, M2] == 1.0  # empty and absorbing rows stay put
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 10**12), min_size=64, max_size=64))
+def test_a_roll_rate_is_a_share_and_every_row_of_the_matrix_sums_to_one(cells: list[int]) -> None:
+    principal = np.array(cells, np.int64).reshape(8, 8)
+    rates = bh.roll_rates(principal)
+    started = principal.sum(axis=1)[:-1]
+    assert (np.isnan(rates) == (started == 0)).all()
+    shown = rates[~np.isnan(rates)]
+    assert ((shown >= 0) & (shown <= 1)).all()
+    assert bh.transition_matrix(principal).sum(axis=1) == pytest.approx(np.ones(8))

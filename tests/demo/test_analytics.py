@@ -1,15 +1,12 @@
-"""The dashboard's analytics from month-end snapshots: vintages and transitions, by hand."""
+"""The dashboard's analytics from month-end snapshots: vintages and default rates, by hand
+(transitions and roll rates come from the recorded bucket history: tests/batch)."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from duowei.services.demo_book import CHARGED_OFF_BUCKET, MonthSnapshot
-from duowei.services.demo_dashboard import transitions, vintages
+from duowei.services.demo_dashboard import vintages
 from duowei.services.demo_finance import observed_cdr
 
 
@@ -47,23 +44,6 @@ def test_vintage_counts_each_account_once_from_its_first_month() -> None:
     assert jan[:3].tolist() == [0.0, 0.5, 0.5]
     assert feb[:2].tolist() == [1.0, 1.0]
     assert np.isnan(feb[2])  # February's vintage has been seen for two months only
-
-
-def test_transitions_follow_the_accounts_present_in_both_months() -> None:
-    snaps = [snap(202601, [1, 2, 3], [0, 10, 0]), snap(202602, [2, 3, 4], [40, 0, 0])]
-    counts = transitions(snaps)
-    assert counts.sum() == 2  # accounts 2 and 3
-    assert counts[1, 2] == 1 and counts[0, 0] == 1
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.lists(st.integers(0, 200), min_size=1, max_size=8), min_size=2, max_size=6))
-def test_every_transition_is_one_account_seen_in_two_consecutive_months(
-    months: list[list[int]],
-) -> None:
-    snaps = [snap(202601 + k, list(range(len(d))), d) for k, d in enumerate(months)]
-    expected = sum(min(len(a), len(b)) for a, b in itertools.pairwise(months))
-    assert int(transitions(snaps).sum()) == expected
 
 
 def test_observed_default_rate_is_charge_offs_over_the_average_balance_per_year() -> None:

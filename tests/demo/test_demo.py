@@ -9,24 +9,26 @@ import re
 from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from duowei.cli import get_app
 from duowei.clock import BUSINESS_TZ, FixedClock
-from duowei.db import Database
+from duowei.db import Database, open_database
 from duowei.privacy.crypto import Keyring
 from duowei.privacy.scan import scan_for_plaintext_pii
 from duowei.realtime.guard import RealtimeGuard
 from duowei.realtime.model import load_model as load_anomaly_model
 from duowei.realtime.rules import ruleset_for
 from duowei.risk.decision import load_credit_policy
+from duowei.services import bucket_history
+from duowei.services.batch import batch_status
 from duowei.services.demo import DemoConfig, DemoResult, run_demo
 from duowei.services.demo_book import BookRun, run_days
 from duowei.services.demo_model import DemoModel
 from duowei.services.demo_population import make_population
 from duowei.services.product_store import ProductCatalog
-from duowei.services.provisioning import run_provisioning
 
 SIZE = 400
 MONTHS = 4
@@ -99,14 +101,26 @@ def test_the_books_reconcile_and_the_log_verifies(two_runs: tuple[DemoResult, De
     assert s["counts"]["lines_opened"] == s["counts"]["decision_approve"]
     # Money in equals money out: repayments never exceed what was lent plus its charges.
     assert s["flows_fen"]["repaid"] > 0
+    # Every evening went through the batch driver, and every job of it is done.
+    db = open_database(f"sqlite:///{two_runs[0].database_path}", migrate=False)
+    try:
+        with db.transaction() as uow:
+            runs = batch_status(uow)
+            days = uow.fetchone("SELECT COUNT(DISTINCT business_date) FROM bucket_history")
+    finally:
+        db.dispose()
+    assert {r.status for r in runs} == {"done"}
+    assert len(runs) == 2 * s["eod_days"] + 2 * MONTHS + 2  # + the last day's two reports
+    assert days == (s["eod_days"],)
 
 
 def test_the_dashboard_is_one_self_contained_page_with_every_view(
     two_runs: tuple[DemoResult, DemoResult],
 ) -> None:
     page = (two_runs[0].out_dir / "dashboard.html").read_text("utf-8")
-    for div in ("fig-balances", "fig-decisions", "fig-vintages", "fig-transitions", "fig-rolls",
-                "fig-stress", "fig-feasibility", "Portfolio KPIs", "ABS issue"):  # fmt: skip
+    for div in ("fig-balances", "fig-buckets", "fig-decisions", "fig-vintages", "fig-transitions",
+                "fig-rolls", "fig-rolls-monthly", "fig-stress", "fig-feasibility",
+                "Portfolio KPIs", "ABS issue", "account-month transitions"):  # fmt: skip
         assert div in page
     assert "<script src=" not in page  # plotly.js is inlined: opens offline
     summary = json.loads((two_runs[0].out_dir / "summary.json").read_text())
@@ -135,14 +149,31 @@ def test_the_demo_book_runs_on_both_engines(db: Database, champion: DemoModel) -
         seed=3,
         start=start,
     )
-    provisions = []
-    run_days(run, days=35, on_month_end=lambda on: provisions.append(
-        run_provisioning(run.db, run.clock, on)))  # fmt: skip
-    assert len(run.eod) == 35 and all(r.reconciled for r in run.eod)
-    assert [p.as_of for p in provisions] == [date(2026, 1, 31), date(2026, 2, 4)]
-    assert all(p.reconciled for p in provisions)
+    month_ends: list[date] = []
+    run_days(run, days=59, on_month_end=month_ends.append)  # 1 January to 28 February
+    assert len(run.eod) == 59 and all(r.reconciled for r in run.eod)
+    # The batch driver ran the evenings: provisions at each calendar month end.
+    assert [p.as_of for p in run.provisions] == month_ends == [date(2026, 1, 31), date(2026, 2, 28)]
+    assert all(p.reconciled for p in run.provisions)
     assert run.counts["lines_opened"] == run.counts["decision_approve"] > 0
     assert len(run.snapshots) == 2
+    with db.transaction() as uow:
+        jobs = {(r.business_date, r.job) for r in batch_status(uow)}
+        (month,) = bucket_history.month_transitions(uow)
+    assert len(jobs) == 59 * 2 + 2 * 2  # end-of-day and buckets daily; provisioning, settlement
+    assert (month.from_date, month.to_date) == (date(2026, 1, 31), date(2026, 2, 28))
+    # The recorded transitions count each account once, as the month-end buckets say.
+    with db.transaction() as uow:
+        rows = uow.fetchall(
+            "SELECT a.bucket, b.bucket, COUNT(*), SUM(a.principal_fen) FROM bucket_account_months a"
+            " JOIN bucket_account_months b ON a.account_id = b.account_id AND b.as_of = ? "
+            "WHERE a.as_of = ? GROUP BY a.bucket, b.bucket",
+            (month.to_date, month.from_date),
+        )
+    assert rows and {(int(f), int(t)): (int(n), int(p)) for f, t, n, p in rows} == {
+        (f, t): (int(month.total("accounts")[f, t]), int(month.total("principal")[f, t]))
+        for f, t in zip(*np.nonzero(month.total("accounts")), strict=True)
+    }
 
 
 def test_cli_runs_the_ledger_story_and_a_tiny_program(tmp_path: Path) -> None:

@@ -1,5 +1,13 @@
 """The operators' dashboard views over the live database: KPIs, delinquency buckets, vintage
-curves, flow-through (roll) rates, open alerts. Reads only; one snapshot per page."""
+curves, roll rates, open alerts. Reads only; one snapshot per page.
+
+Roll rates come from the recorded bucket history (``services.bucket_history``, written by
+``duowei batch`` after each end-of-day): the share of the principal in bucket k at one month end
+that is in k + 1 at the next, over every recorded month and month by month. Where no month has
+been recorded yet (a book the batch has not run on), the page says so and shows the flow-through
+rates of today's snapshot instead. Amounts are yuan with thousands separators; percentage axes
+start at zero.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +19,16 @@ import numpy as np
 import plotly.graph_objects as go
 
 from duowei.db import UnitOfWork
+from duowei.money import format_amount_grouped
 from duowei.portfolio.analytics import BUCKET_NAMES, vintage_curves
 from duowei.portfolio.figures import html_snippet, vintage_figure
 from duowei.products.eod import EPOCH, NO_DAY
 from duowei.products.subledger import PRINCIPAL_COLUMNS
+from duowei.reports import bucket_figures as bf
+from duowei.services import bucket_history as bh
 
 DEFAULT_DPD: Final = 90  # a loan counts as defaulted once 90 days past due (Basel)
+HISTORY_DAYS_SHOWN: Final = 366  # the daily bucket chart shows the last year recorded
 ALERTS_SHOWN_MAX: Final = 20
 _PRINCIPAL_SQL: Final = " + ".join(PRINCIPAL_COLUMNS)
 
@@ -124,7 +136,59 @@ def vintage_html(uow: UnitOfWork, today: date) -> str:
         event_amount_fen=np.array(event_amount, np.int64),
         observed_months_on_book=np.array(observed, np.int64),
     )
-    return html_snippet(vintage_figure(curves))
+    fig = vintage_figure(curves)
+    fig.for_each_trace(lambda t: t.update(name=bf.month_label(int(t.name))))
+    fig.update_layout(template="plotly_white")
+    fig.update_xaxes(dtick=1)  # whole months on book
+    bf.percent_axis(fig)
+    return html_snippet(fig)
+
+
+@dataclass(frozen=True, slots=True)
+class RollRates:
+    """Roll rates for the page: from recorded history, or (none recorded) today's flow-through."""
+
+    from_history: bool
+    months: int  # month-to-month transitions recorded
+    rows: list[tuple[str, str]]  # (k -> k + 1, rate as text)
+    html: str
+    monthly_html: str = ""
+    history_html: str = ""
+
+
+def _rate_text(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{100 * value:.2f}%"
+
+
+def roll_rates(uow: UnitOfWork, buckets: list[tuple[str, int, int]]) -> RollRates:
+    """Balance-weighted roll rates from ``bucket_transitions``; the flow-through of today's
+    buckets (share of accounts) when no month has been recorded."""
+    months = bh.month_transitions(uow)
+    if not months:
+        flows = flow_rates(buckets)
+        fig = go.Figure(go.Bar(x=[n for n, _ in flows], y=[100 * v for _, v in flows]))
+        fig.update_layout(title="Flow-through rates of today's buckets, % of accounts",
+                          template="plotly_white")  # fmt: skip
+        bf.percent_axis(fig, top=100)
+        return RollRates(False, 0, [(n, _rate_text(v)) for n, v in flows], html_snippet(fig))
+    n = len(bh.BUCKET_NAMES)
+    principal = sum((m.total("principal") for m in months), np.zeros((n, n), np.int64))
+    rates = bh.roll_rates(principal)
+    labels = bh.roll_rate_labels()
+    title = f"Roll rates over {len(months)} recorded months, % of the bucket's balance"
+    ends, monthly = bh.monthly_roll_rates(months)
+    since = ends[-1] - timedelta(days=HISTORY_DAYS_SHOWN)
+    days, balances = bh.daily_balances(uow, since=since)
+    return RollRates(
+        True,
+        len(months),
+        [(label, _rate_text(float(r))) for label, r in zip(labels, rates, strict=True)],
+        html_snippet(bf.roll_rate_figure(labels, rates, title=title)),
+        html_snippet(bf.monthly_roll_rate_figure(ends, labels, monthly,
+                                                 title="Roll rates by month")),
+        html_snippet(bf.bucket_balance_figure(days, balances, bh.BUCKET_NAMES,
+                                              title="Principal by bucket, day by day (yuan)")),
+    )  # fmt: skip
 
 
 def page_data(uow: UnitOfWork, today: date) -> dict[str, Any]:
@@ -133,10 +197,10 @@ def page_data(uow: UnitOfWork, today: date) -> dict[str, Any]:
     bucket_fig = go.Figure(
         go.Bar(x=[b for b, _, _ in buckets], y=[p / 100 for _, _, p in buckets], name="principal")
     )
-    bucket_fig.update_layout(title="Principal by delinquency bucket (yuan)")
-    flows = flow_rates(buckets)
-    flow_fig = go.Figure(go.Bar(x=[n for n, _ in flows], y=[100 * v for _, v in flows]))
-    flow_fig.update_layout(title="Roll (flow-through) rates, % of accounts", yaxis_range=[0, 100])
+    bucket_fig.update_layout(title="Principal by delinquency bucket (yuan)",
+                             template="plotly_white")  # fmt: skip
+    bf.money_axis(bucket_fig)
+    rolls = roll_rates(uow, buckets)
     alerts = uow.fetchall(
         "SELECT id, severity, kind, customer_no, summary, occurrences FROM risk_alerts "
         "WHERE status = 'open' ORDER BY id DESC LIMIT ?",
@@ -147,7 +211,8 @@ def page_data(uow: UnitOfWork, today: date) -> dict[str, Any]:
         "kpis": k,
         "buckets": buckets,
         "bucket_html": html_snippet(bucket_fig),
-        "flow_html": html_snippet(flow_fig),
+        "rolls": rolls,
+        "money": format_amount_grouped,
         "vintage_html": vintage_html(uow, today),
         "alerts": alerts,
     }

@@ -1,10 +1,12 @@
 """``duowei demo``: a whole consumer-credit program, end to end, on the embedded SQLite default.
 
 ``run_demo`` trains (or loads) the credit model, draws a seeded population, runs every business
-day of the horizon through the real services (``demo_book``), then the month-end work on the
-live book (``demo_finance``: provisioning posted to the ledger, stress test, an ABS issue with
-revolving purchases, program feasibility), the regulatory reports (``demo_reports``), an audit
-checkpoint with a full verification, and the HTML dashboard (``duowei.reports.dashboard``).
+day of the horizon through the real services (``demo_book``), each evening's batch through the
+batch driver (``services.batch``: end-of-day, bucket history, and at each month end provisioning
+posted to the ledger and joint-lending settlement; on the last day also the regulatory
+statistics and the credit-bureau batch), then the year-end work on the live book
+(``demo_finance``: stress test, an ABS issue with revolving purchases, program feasibility), an
+audit checkpoint with a full verification, and the HTML dashboard (``duowei.reports.dashboard``).
 
 Determinism: every random draw comes from ``seed``, and the business clock is a ``FixedClock``
 moved by the simulation, so two runs with one seed give the same figures; only what is random
@@ -36,16 +38,16 @@ from duowei.realtime.model import load_model as load_anomaly_model
 from duowei.realtime.rules import ruleset_for
 from duowei.reports.dashboard import render_dashboard
 from duowei.risk.decision import load_credit_policy
+from duowei.services.batch import DayResult
 from duowei.services.demo_book import BookRun, run_days
 from duowei.services.demo_dashboard import Extras, build_dashboard
 from duowei.services.demo_finance import feasibility, issue_abs
 from duowei.services.demo_model import DemoModel, default_data_path, load_artefact, train_champion
 from duowei.services.demo_population import APPLICANTS_MAX, make_population
-from duowei.services.demo_reports import write_credit_report, write_statistics
 from duowei.services.product_store import ProductCatalog
-from duowei.services.provisioning import ProvisionRun, run_provisioning
 from duowei.services.stress import run_live_stress
 
+CLOSING_JOBS: Final = ("statistics", "credit_bureau")  # the last month's reports
 APPLICANTS_DEFAULT: Final = 20_000
 MONTHS_DEFAULT: Final = 12
 MONTHS_MAX: Final = 24
@@ -197,6 +199,7 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
     keyring = Keyring.generate()
     save_keyring(keyring, config.out_dir / KEYRING_FILE)
     clock = FixedClock(datetime.combine(config.start, datetime.min.time(), tzinfo=BUSINESS_TZ))
+    signer = service.load_or_create_signer(config.out_dir / SIGNER_FILE, DEFAULT_LOG_ORIGIN)
     with _fast_sqlite():
         db = open_database(f"sqlite:///{result.database_path}")
     try:
@@ -211,45 +214,48 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
             applicants=people,
             seed=config.seed,
             start=config.start,
+            signer=signer,
+            reports_dir=config.out_dir / REPORTS_DIR,
+            closing_jobs=CLOSING_JOBS,
         )
-        provisions: list[ProvisionRun] = []
-
-        def month_end(on: date) -> None:
-            provisions.append(run_provisioning(run.db, run.clock, on))
-
-        timer.stage(f"run {days} business days (provisions at each month end)", days)
-        run_days(run, days=days, on_day=lambda _i: timer.progress.advance(), on_month_end=month_end)
-        _year_end(config, model, run, provisions, timer, result)
+        timer.stage(f"run {days} business days (the batch every evening)", days)
+        run_days(run, days=days, on_day=lambda _i: timer.progress.advance())
+        _year_end(config, model, run, timer, result)
     finally:
         db.dispose()
     return result
 
 
+def _reports(run: BookRun) -> tuple[list[str], list[Path], dict[str, Any]]:
+    """The last day's statistics (lines that do not reconcile, files) and credit-bureau batch,
+    as the batch recorded them."""
+    last: DayResult | None = run.batches[-1] if run.batches else None
+    stats = last.job("statistics") if last is not None else None
+    bureau = last.job("credit_bureau") if last is not None else None
+    if stats is None or bureau is None:
+        raise InvalidInput("the demo's horizon ends on a month end, where the reports are made")
+    counts = ("records", "withheld_until_notice", "rejected", "notices_enqueued")
+    summary: dict[str, Any] = {k: bureau.detail[k] for k in counts}
+    summary["files"] = [Path(f) for f in bureau.detail["files"]]
+    return list(stats.detail["breaks"]), [Path(f) for f in stats.detail["files"]], summary
+
+
 def _year_end(
-    config: DemoConfig,
-    model: DemoModel,
-    run: BookRun,
-    provisions: list[ProvisionRun],
-    timer: _Timer,
-    result: DemoResult,
+    config: DemoConfig, model: DemoModel, run: BookRun, timer: _Timer, result: DemoResult
 ) -> None:
-    """ABS, stress, feasibility, reports, audit and the dashboard, after the last day."""
+    """ABS, stress, feasibility, audit and the dashboard, after the last day."""
     out, as_of = config.out_dir, run.eod[-1].business_date
-    reports = out / REPORTS_DIR
+    breaks, stats_files, bureau = _reports(run)
     timer.stage("issue the ABS deal from the live cash loans")
     abs_outcome = issue_abs(run, as_of)
     timer.stage("stress test the live book")
     stress = run_live_stress(run.db, as_of, load_library())
     timer.stage("program feasibility with the measured drivers")
     plan, monthly, summary, tornado = feasibility(run, config.months)
-    timer.stage("regulatory reports")
-    signer = service.load_or_create_signer(out / SIGNER_FILE, DEFAULT_LOG_ORIGIN)
-    breaks, stats_files = write_statistics(run, as_of=as_of, signer=signer, out=reports)
-    bureau = write_credit_report(run, as_of=as_of, out=reports)
     timer.stage("audit checkpoint and verification")
     audit = _audit(run, out)
     timer.stage("dashboard")
-    extras = Extras(tuple(provisions), abs_outcome, stress, plan, monthly, summary, tornado,
+    extras = Extras(tuple(run.provisions), abs_outcome, stress, plan, monthly, summary, tornado,
                     tuple(breaks), bureau, audit)  # fmt: skip
     files = [*stats_files, *bureau["files"], out / "checkpoint.txt", out / SUMMARY_FILE]
     names = [str(p.relative_to(out)) for p in files]

@@ -4,21 +4,31 @@ One day: the morning's applications are registered (PersonStore, encrypted) and 
 risk engine, each decision in the audit log) in one unit of work; approved applicants get a
 credit-pay line; active borrowers shop (each checkout checked by the real-time guard, then
 authorized and captured) and some draw a cash loan; bills and installments are repaid (or not,
-by each borrower's hidden behaviour); in the evening the end-of-day runs (accrual, aging,
-statements, installment billing, charge-off) and reconciles. At each month end the book is
-snapshotted for the analytics (balances, buckets, roll rates, vintages).
+by each borrower's hidden behaviour); in the evening the batch driver (``services.batch``) runs
+the end-of-day (accrual, aging, statements, installment billing, charge-off, reconciliation) and
+records the day's delinquency buckets, and on a month's last day provisioning and joint-lending
+settlement (and, on the horizon's last day, the jobs in ``BookRun.closing_jobs``: the demo's
+regulatory reports). At each month end the book is also snapshotted in memory for the
+analytics (balances, vintages).
+
+One applicant is one person: an application under the resident ID of an earlier applicant is a
+duplicate, counted (``applications_duplicate``) and not decided.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
+from duowei.audit.checkpoint import NoteSigner
 from duowei.audit.log import DbEventRecorder
 from duowei.clock import BUSINESS_TZ, FixedClock, to_micros
 from duowei.db import Database
@@ -31,13 +41,14 @@ from duowei.realtime import store as risk_store
 from duowei.realtime.events import Action, EventKind, RiskEvent, Verdict
 from duowei.realtime.guard import RealtimeGuard
 from duowei.risk.decision import APPROVE, Application, CreditPolicy, Decision, decide
+from duowei.services.batch import DAILY_JOBS, JOBS, BatchConfig, DayResult, run_day
 from duowei.services.cash_loan import CashLoanService
 from duowei.services.credit_pay import CreditPayService
 from duowei.services.demo_model import DemoModel
 from duowei.services.demo_population import Applicant, purchase_amount_fen
-from duowei.services.eod import EodResult, run_eod
+from duowei.services.eod import EodResult
 from duowei.services.product_store import ProductCatalog
-from duowei.services.provisioning import record_pd
+from duowei.services.provisioning import ProvisionRun, record_pd
 from duowei.services.regulatory import link_customer
 
 MORNING: Final = time(8, 0)
@@ -48,6 +59,9 @@ INSTALLMENT_PERIODS: Final = (3, 6, 12)
 CHARGED_OFF_BUCKET: Final = 7  # after M0..M6+ in ``portfolio.analytics.BUCKET_NAMES``
 MERCHANTS: Final = tuple(f"M{k:03d}" for k in range(40))
 MERCHANT_CATEGORIES: Final = ("5411", "5812", "5732", "5651", "4121", "5999")
+# What the batch runs every evening of the simulation; the regulatory reports are made once, on
+# the horizon's last day (``BookRun.closing_jobs``), as the demo has always done.
+BOOK_JOBS: Final = tuple(j for j in JOBS if j not in ("statistics", "credit_bureau"))
 _OWED: Final = (
     "due_principal_fen",
     "due_interest_fen",
@@ -109,7 +123,11 @@ class BookRun:
     applicants: tuple[Applicant, ...]
     seed: int
     start: date
+    signer: NoteSigner | None = None  # for the statistics' checkpoint (closing_jobs)
+    reports_dir: Path | None = None
+    closing_jobs: tuple[str, ...] = ()  # added to the batch of the horizon's last day
     people: dict[int, str] = field(default_factory=dict)
+    customer_of: dict[str, int] = field(default_factory=dict)  # person ref -> customer
     decisions: dict[int, Decision] = field(default_factory=dict)
     bookings: dict[int, Booking] = field(default_factory=dict)
     loans: dict[int, str] = field(default_factory=dict)  # customer -> loan id
@@ -117,6 +135,8 @@ class BookRun:
     flows_fen: Counter[str] = field(default_factory=Counter)
     snapshots: list[MonthSnapshot] = field(default_factory=list)
     eod: list[EodResult] = field(default_factory=list)
+    batches: list[DayResult] = field(default_factory=list)  # month ends and the last day
+    provisions: list[ProvisionRun] = field(default_factory=list)
     verdicts: list[tuple[RiskEvent, Verdict]] = field(default_factory=list)
     unreconciled: list[tuple[date, tuple[tuple[str, int, int], ...]]] = field(default_factory=list)
 
@@ -125,6 +145,19 @@ class BookRun:
         self.cl = CashLoanService(self.db, self.clock, self.catalog)
         self.rng = np.random.default_rng([self.seed, 1])
         self.by_no = {a.customer_no: a for a in self.applicants}
+        self.batch = BatchConfig(
+            db=self.db,
+            catalog=self.catalog,
+            signer=self.signer,
+            keyring=self.keyring,
+            reports_dir=self.reports_dir,
+            credit_pay_apr=self.disclosed_aprs,
+            jobs=BOOK_JOBS,
+        )
+
+    def disclosed_aprs(self) -> Mapping[int, Decimal]:
+        """customer -> the APR quoted at approval (the statistics report it for credit-pay)."""
+        return {no: Decimal(b.apr) for no, b in self.bookings.items()}
 
 
 # ----------------------------------------------------------------------------- behaviour
@@ -165,9 +198,15 @@ def underwrite(run: BookRun, todays: list[Applicant]) -> list[Applicant]:
         people = PersonStore(uow, run.keyring, run.clock)
         recorder = DbEventRecorder(uow, run.clock)
         for a in todays:
-            run.people[a.customer_no] = people.register(
+            ref = people.register(
                 name=a.name, id_number=a.resident_id, phone=a.mobile, bank_card=a.bank_card
             )
+            if run.customer_of.setdefault(ref, a.customer_no) != a.customer_no:
+                # The resident ID of an earlier applicant (the population draws IDs at random,
+                # so a large one repeats a few): one person is one customer, not two.
+                run.counts["applications_duplicate"] += 1
+                continue
+            run.people[a.customer_no] = ref
             # The reports name the borrower through this link (services.regulatory).
             link_customer(uow, customer_no=a.customer_no, person_ref=run.people[a.customer_no],
                           clock=run.clock)  # fmt: skip
@@ -396,9 +435,21 @@ def repay(run: BookRun, on: date) -> None:
 # ----------------------------------------------------------------------------- the evening
 
 
-def end_of_day(run: BookRun, on: date) -> None:
+def end_of_day(run: BookRun, on: date, *, last: bool = False) -> DayResult:
+    """The evening's batch (``services.batch``): end-of-day and bucket history, and the month-end
+    jobs on a month's last day; ``last`` adds ``run.closing_jobs``."""
     run.clock.set(datetime.combine(on, EVENING, tzinfo=BUSINESS_TZ))
-    result = run_eod(run.db, run.clock, on, catalog=run.catalog)
+    config = run.batch
+    if last and run.closing_jobs:
+        config = dataclasses.replace(config, jobs=(*config.jobs, *run.closing_jobs))
+    day = run_day(config, on, clock=run.clock)
+    result = day.eod
+    assert result is not None, "the batch ran no end-of-day"  # a fresh day always runs it
+    provision = day.job("provisioning")
+    if provision is not None and isinstance(provision.value, ProvisionRun):
+        run.provisions.append(provision.value)
+    if len(day.jobs) > len(DAILY_JOBS):
+        run.batches.append(day)
     if not result.reconciled:
         # Kept, shown on the dashboard and in the summary; the run goes on so the rest of the
         # program can still be looked at (a reconciliation break is a finding, not a crash).
@@ -409,6 +460,7 @@ def end_of_day(run: BookRun, on: date) -> None:
     run.counts["installments_billed"] += result.installments_billed
     run.counts["holds_expired"] += result.holds_expired
     run.counts["charged_off"] += result.charged_off
+    return day
 
 
 _SNAP: Final = ("id", "customer_no", "kind", "bucket", "days_past_due", "charged_off",
@@ -452,8 +504,8 @@ def run_days(
     on_day: Callable[[int], None] | None = None,
     on_month_end: Callable[[date], None] | None = None,
 ) -> None:
-    """Run ``days`` business days from ``run.start``; ``on_month_end`` runs after the last
-    end-of-day of each month (and of the horizon)."""
+    """Run ``days`` business days from ``run.start``; ``on_month_end`` runs after the batch of
+    each month's last day (and of the horizon's last day)."""
     todays: dict[int, list[Applicant]] = {}
     for a in run.applicants:
         todays.setdefault(a.apply_day, []).append(a)
@@ -463,7 +515,7 @@ def run_days(
         open_lines(run, underwrite(run, todays.get(i, [])))
         trade(run, on)
         repay(run, on)
-        end_of_day(run, on)
+        end_of_day(run, on, last=i == days - 1)
         if (on + timedelta(days=1)).day == 1 or i == days - 1:
             snapshot(run, on)
             if on_month_end is not None:

@@ -1,21 +1,29 @@
 """The demo's dashboard: the run's figures turned into KPIs, sections and checks (the analytics
-come from ``portfolio.analytics``; the rendering from ``duowei.reports``)."""
+come from ``portfolio.analytics``; the rendering from ``duowei.reports``).
+
+Roll rates and the transition matrix are read from the recorded bucket history
+(``services.bucket_history``: what the batch wrote after each end-of-day), weighted by principal;
+the vintages from the month-end snapshots the simulation keeps. Amounts are shown in yuan with
+thousands separators; percentage axes start at zero.
+"""
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Final
 
 import numpy as np
 
 from duowei.funding import feasibility as fz
-from duowei.money import format_amount, format_amount_grouped
+from duowei.money import format_amount_grouped as yuan
 from duowei.portfolio import analytics
 from duowei.portfolio import figures as portfolio_figures
+from duowei.reports import bucket_figures as bf
 from duowei.reports import figures as fig
 from duowei.reports.dashboard import Check, Dashboard, Kpi, Section, table
+from duowei.services import bucket_history as bh
 from duowei.services.demo_book import CHARGED_OFF_BUCKET, BookRun, MonthSnapshot
 from duowei.services.demo_finance import AbsOutcome
 from duowei.services.stress import LiveStressResult
@@ -37,10 +45,6 @@ class Extras:
     statistics_breaks: tuple[str, ...]  # lines of the statistics that do not reconcile
     credit_report: dict[str, Any]
     audit: dict[str, Any]
-
-
-def _month_label(yyyymm: int) -> str:
-    return f"{yyyymm // 100}-{yyyymm % 100:02d}"
 
 
 def vintages(snapshots: list[MonthSnapshot]) -> analytics.VintageCurves:
@@ -67,17 +71,6 @@ def vintages(snapshots: list[MonthSnapshot]) -> analytics.VintageCurves:
     )
 
 
-def transitions(snapshots: list[MonthSnapshot]) -> np.ndarray:
-    """Month-to-month bucket transition counts of the accounts present in both months."""
-    n = len(analytics.BUCKET_NAMES)
-    counts = np.zeros((n, n), np.int64)
-    for before, after in itertools.pairwise(snapshots):
-        common, i, j = np.intersect1d(before.account_id, after.account_id, return_indices=True)
-        if len(common):
-            counts += analytics.transition_counts(before.bucket[i], after.bucket[j], n)
-    return counts
-
-
 def _kpis(run: BookRun, extras: Extras) -> tuple[Kpi, ...]:
     last = run.snapshots[-1]
     c = run.counts
@@ -91,23 +84,23 @@ def _kpis(run: BookRun, extras: Extras) -> tuple[Kpi, ...]:
         ("approval rate", f"{c['decision_approve'] / max(applied, 1):.1%}"),
         ("credit-pay lines", f"{c['lines_opened']:,}"),
         ("checkouts captured", f"{c['purchases']:,}"),
-        ("purchases (yuan)", format_amount_grouped(run.flows_fen["purchases"])),
+        ("purchases (yuan)", yuan(run.flows_fen["purchases"])),
         ("cash loans drawn", f"{c['cash_loans']:,}"),
-        ("cash loans (yuan)", format_amount_grouped(run.flows_fen["cash_loans"])),
-        ("repaid (yuan)", format_amount_grouped(run.flows_fen["repaid"])),
-        ("receivables at the end (yuan)", format_amount_grouped(balance)),
+        ("cash loans (yuan)", yuan(run.flows_fen["cash_loans"])),
+        ("repaid (yuan)", yuan(run.flows_fen["repaid"])),
+        ("receivables at the end (yuan)", yuan(balance)),
         ("30+ DPD share of balance", f"{late / max(balance, 1):.2%}"),
         ("accounts charged off", f"{c['charged_off']:,}"),
-        ("loss allowance (yuan)", format_amount_grouped(provision)),
-        ("ABS pool sold (yuan)", format_amount_grouped(extras.abs_outcome.pool_fen)),
+        ("loss allowance (yuan)", yuan(provision)),
+        ("ABS pool sold (yuan)", yuan(extras.abs_outcome.pool_fen)),
         ("audit leaves verified", f"{extras.audit['verified_leaves']:,}"),
     ]
     return tuple(Kpi(k, v) for k, v in values)
 
 
-def _portfolio_section(run: BookRun) -> Section:
+def _portfolio_section(run: BookRun, history: tuple[list[date], np.ndarray]) -> Section:
     snaps = run.snapshots
-    months = [_month_label(s.month) for s in snaps]
+    months = [bf.month_label(s.month) for s in snaps]
     live = [s.bucket < CHARGED_OFF_BUCKET for s in snaps]
     pairs = list(zip(snaps, live, strict=True))
     by_product = {
@@ -118,28 +111,55 @@ def _portfolio_section(run: BookRun) -> Section:
     for s, m in zip(snaps, live, strict=True):
         total = int(s.balance_fen[m].sum())
         share.append(int(s.balance_fen[m & (s.days_past_due >= DPD_EVENT)].sum()) / max(total, 1))
+    balances = fig.balances_figure(months, by_product, share)
+    balances.update_xaxes(type="category")  # "2026-03" is a month, not a date to interpolate
+    bf.money_axis(balances, secondary_y=False)
+    bf.percent_axis(balances, secondary_y=True)
+    days, by_bucket = history
+    title = "Principal by delinquency bucket, every day (yuan)"
+    buckets = bf.bucket_balance_figure(days, by_bucket, bh.BUCKET_NAMES, title=title)
     return Section(
         "portfolio",
         "Portfolio",
-        (fig.snippet(fig.balances_figure(months, by_product, share), "fig-balances"),),
+        (fig.snippet(balances, "fig-balances"), fig.snippet(buckets, "fig-buckets")),
     )
 
 
-def _vintage_section(run: BookRun) -> Section:
+def _vintage_section(run: BookRun, months: list[bh.MonthTransitions]) -> Section:
     curves = vintages(run.snapshots)
-    counts = transitions(run.snapshots)
-    matrix = analytics.transition_matrix(counts, absorbing=(CHARGED_OFF_BUCKET,))
-    names = analytics.BUCKET_NAMES
     vintage = portfolio_figures.vintage_figure(curves, title="Accounts ever 30+ DPD by vintage")
+    vintage.for_each_trace(lambda t: t.update(name=bf.month_label(int(t.name))))
+    vintage.update_layout(template="plotly_white")
+    vintage.update_xaxes(dtick=1)  # whole months on book
+    bf.percent_axis(vintage)
+    n = len(bh.BUCKET_NAMES)
+    principal = sum((m.total("principal") for m in months), np.zeros((n, n), np.int64))
+    labels = bh.roll_rate_labels()
+    heat = portfolio_figures.transition_figure(bh.transition_matrix(principal), bh.BUCKET_NAMES)
+    heat.update_layout(title="Monthly transitions, share of the balance (%)",
+                       template="plotly_white")  # fmt: skip
+    rates = bf.roll_rate_figure(
+        labels, bh.roll_rates(principal), title="Roll rates over the horizon (% of the balance)"
+    )
+    ends, monthly = bh.monthly_roll_rates(months)
+    by_month = bf.monthly_roll_rate_figure(ends, labels, monthly, title="Roll rates by month")
+    moved = int(sum(int(m.total("accounts").sum()) for m in months))
+    span = ""
+    if months:
+        span = f" ({bf.month_label(months[0].from_date)} to {bf.month_label(months[-1].to_date)})"
+    text = (f"Roll rates from the recorded bucket history: {moved:,} account-month transitions"
+            f"{span}, weighted by principal at the earlier month end (n/a: nobody was in the "
+            "bucket).")  # fmt: skip
     return Section(
         "vintages",
         "Vintages and roll rates",
         (
             fig.snippet(vintage, "fig-vintages"),
-            fig.snippet(portfolio_figures.transition_figure(matrix, names), "fig-transitions"),
-            fig.snippet(fig.roll_rate_figure(names, analytics.roll_rates(matrix)), "fig-rolls"),
+            fig.snippet(heat, "fig-transitions"),
+            fig.snippet(rates, "fig-rolls"),
+            fig.snippet(by_month, "fig-rolls-monthly"),
         ),
-        text=f"{int(counts.sum()):,} account-month transitions observed.",
+        text=text,
     )
 
 
@@ -147,6 +167,13 @@ def _decision_section(run: BookRun) -> Section:
     outcomes = {k: run.counts[f"decision_{k}"] for k in ("approve", "refer", "decline")}
     grades = Counter(b.grade for b in run.bookings.values())
     figure = fig.decisions_figure(outcomes, dict(sorted(grades.items())))
+    # One colour per outcome; the grade bars count approvals, so they take approve's colour
+    # (the default palette painted them in the colour the legend gives to "refer").
+    colours = [bf.OUTCOME_COLOURS[k] for k in outcomes]
+    figure.update_traces(marker={"colors": colours}, selector={"type": "pie"})
+    figure.update_traces(marker_color=bf.OUTCOME_COLOURS["approve"], name="approved",
+                         hovertemplate="grade %{x}: %{y:,} approved<extra></extra>",
+                         selector={"type": "bar"})  # fmt: skip
     return Section(
         "decisions",
         "Applications and decisions",
@@ -161,33 +188,39 @@ def _abs_section(extras: Extras) -> Section:
     tables = []
     for k, (name, result, metrics) in enumerate(a.scenarios):
         title = f"Tranche cash flows, scenario '{name}' (yuan)"
-        figures.append(fig.snippet(fig.tranche_cashflow_figure(metrics, title), f"fig-abs-{k}"))
+        flows = fig.tranche_cashflow_figure(metrics, title)
+        bf.money_axis(flows)
+        figures.append(fig.snippet(flows, f"fig-abs-{k}"))
         tables.append(
             table(
                 ("class", "original (yuan)", "WAL (years)", "IRR", "loss (yuan)"),
-                [(m.name, format_amount(m.original_fen), f"{float(m.wal_years):.2f}",
+                [(m.name, yuan(m.original_fen), f"{float(m.wal_years):.2f}",
                   "n/a" if m.irr_annual is None else f"{m.irr_annual:.2%}",
-                  format_amount(m.loss_fen)) for m in metrics],
+                  yuan(m.loss_fen)) for m in metrics],
             )
         )  # fmt: skip
         if k == 0:
-            figures.append(fig.snippet(fig.tranche_balance_figure(metrics), "fig-abs-balance"))
+            balances = fig.tranche_balance_figure(metrics)
+            bf.money_axis(balances)
+            figures.append(fig.snippet(balances, "fig-abs-balance"))
         assert result.deal.pool_fen == a.pool_fen
     excluded = ", ".join(f"{r}: {n}" for r, n in a.excluded_by_reason) or "none"
     text = (f"{a.deal_name}: {a.loans:,} of {a.candidates:,} live cash loans eligible on "
-            f"{a.as_of}, pool {format_amount(a.pool_fen)} yuan; excluded {excluded}.")  # fmt: skip
+            f"{a.as_of}, pool {yuan(a.pool_fen)} yuan; excluded {excluded}.")  # fmt: skip
     return Section("abs", "ABS issue with revolving purchases", tuple(figures), tuple(tables), text)
 
 
 def _stress_section(extras: Extras) -> Section:
     s = extras.stress
-    rows = [(r.name, format_amount(r.cumulative_loss_fen)) for r in s.scenarios]
-    text = (f"{s.accounts:,} live accounts, exposure {format_amount(s.exposure_fen)} yuan as of "
+    rows = [(r.name, yuan(r.cumulative_loss_fen)) for r in s.scenarios]
+    text = (f"{s.accounts:,} live accounts, exposure {yuan(s.exposure_fen)} yuan as of "
             f"{s.as_of}.")  # fmt: skip
+    figure = fig.stress_figure(s.scenarios)
+    bf.money_axis(figure)
     return Section(
         "stress",
         "Stress test",
-        (fig.snippet(fig.stress_figure(s.scenarios), "fig-stress"),),
+        (fig.snippet(figure, "fig-stress"),),
         (table(("scenario", "cumulative loss (yuan)"), rows),),
         text,
     )
@@ -199,9 +232,10 @@ def _feasibility_section(extras: Extras) -> Section:
     bars = [(b.driver, b.low_roe, b.high_roe) for b in extras.tornado]
     figure = fig.feasibility_figure(months, m.receivables_fen.tolist(), m.net_income_fen.tolist(),
                                     bars, summary.roe)  # fmt: skip
+    bf.money_axis(figure, row=1, col=1)  # the left panel is yuan; the right one is ROE
     c = extras.plan.customers
     text = (f"Drivers measured on the demo book: {c.new_per_month[0]:,} new lines a month, "
-            f"average line {c.credit_line_yuan} yuan, active share {c.active_share}, "
+            f"average line {c.credit_line_yuan:,} yuan, active share {c.active_share}, "
             f"utilization {c.utilization}, annual loss {extras.plan.losses.annual_loss_curve[0]}; "
             f"the rest from examples/plans/duowei_program.yaml.")  # fmt: skip
     rows = [("ROE", f"{summary.roe:.2%}"), ("NIM", f"{summary.nim:.2%}"),
@@ -220,7 +254,7 @@ def _breaks(run: BookRun) -> str:
     if not run.unreconciled:
         return f"{len(run.eod)} days"
     on, lines = run.unreconciled[0]
-    what = "; ".join(f"{n}: sub-ledger {format_amount(a)} vs ledger {format_amount(b)}"
+    what = "; ".join(f"{n}: sub-ledger {yuan(a)} vs ledger {yuan(b)}"
                      for n, a, b in lines)  # fmt: skip
     return f"{len(run.unreconciled)} of {len(run.eod)} days break, first {on}: {what}"
 
@@ -241,10 +275,13 @@ def _checks(run: BookRun, extras: Extras) -> tuple[Check, ...]:
 
 
 def build_dashboard(run: BookRun, extras: Extras, files: list[str]) -> Dashboard:
+    with run.db.transaction() as uow:
+        months = bh.month_transitions(uow)
+        history = bh.daily_balances(uow)
     sections = (
-        _portfolio_section(run),
+        _portfolio_section(run, history),
         _decision_section(run),
-        _vintage_section(run),
+        _vintage_section(run, months),
         _abs_section(extras),
         _stress_section(extras),
         _feasibility_section(extras),
