@@ -2,10 +2,16 @@
 checkout authorizations on PostgreSQL through ``duowei.services.checkout.CheckoutService``:
 line state locked, guard verdict, decision row (hits, alert) and, when approved, the linked
 holds, the purchase row and the product event, atomically. Measured through group commit
-(``--threads`` client threads, default 32) with the one-transaction-each path as the anchor in
+(``--threads`` client threads, default 64) with the one-transaction-each path as the anchor in
 the same run (``--anchor-threads``, default 4), each on a fresh schema with the same events.
 
-Prints one JSON line. Usage: ``python benchmarks/realtime.py [--quick] [--threads N]``.
+Also an open-loop run of the grouped path: authorizations due at ``--rate`` per second (default
+1,000, the target), latency counted from when each was due (``open_loop_*``).
+
+Prints one JSON line, with the CPU each path used per authorization (this process, and its
+PostgreSQL server processes read from /proc) and the load average: on a shared machine the
+rates say little without them. Usage: ``python benchmarks/realtime.py [--quick]
+[--threads N] [--committers N] [--rate R]``.
 Env: DUOWEI_BENCH_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test),
 DUOWEI_BENCH_REDIS_URL (default redis://127.0.0.1:6379/14).
 """
@@ -106,11 +112,23 @@ def _purchase(e: RiskEvent, customers: int) -> Purchase:
 
 
 def authorizations(
-    events: list[RiskEvent], *, threads: int, customers: int, grouped: bool, committers: int = 1
+    events: list[RiskEvent],
+    *,
+    threads: int,
+    customers: int,
+    grouped: bool,
+    committers: int = 1,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     """Sustained checkout authorizations through ``CheckoutService`` on a fresh schema:
     state read, guard, decision row and, if approved, the holds, purchase row and product
-    event; one transaction each, or through a ``GroupCommitter`` (``grouped``)."""
+    event; one transaction each, or through a ``GroupCommitter`` (``grouped``).
+
+    Closed loop (``rate`` None): ``threads`` clients, each sends its next authorization when
+    the last is answered: the most the path sustains, with latency inflated by the queue the
+    clients keep full. Open loop: authorizations are due at ``rate`` per second whatever the
+    answers (``threads`` senders); latency counts from when each was due, so a path that
+    falls behind shows it."""
     schema = f"bench_rt_{uuid.uuid4().hex[:8]}"
     _admin(f"CREATE SCHEMA {schema}")
     try:
@@ -149,8 +167,33 @@ def authorizations(
                 latencies.extend(mine)
                 reasons.update(seen)
 
-        parts = [events[i::threads] for i in range(threads)]
-        workers = [threading.Thread(target=work, args=(p,)) for p in parts]
+        due_at: list[float] = []
+        next_index = iter(range(len(events)))
+
+        def send() -> None:
+            mine, seen = [], Counter[str]()
+            while True:
+                with lock:
+                    i = next(next_index, None)
+                if i is None:
+                    break
+                wait = due_at[i] - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                result = checkout.authorize(_purchase(events[i], customers))
+                mine.append((time.perf_counter() - due_at[i]) * 1000)
+                seen[result.outcome.reason] += 1
+            with lock:
+                latencies.extend(mine)
+                reasons.update(seen)
+
+        if rate is None:
+            parts = [events[i::threads] for i in range(threads)]
+            workers = [threading.Thread(target=work, args=(p,)) for p in parts]
+        else:
+            start = time.perf_counter() + 0.2
+            due_at.extend(start + i / rate for i in range(len(events)))
+            workers = [threading.Thread(target=send) for _ in range(threads)]
         db_cpu0, cpu0 = _server_cpu_s(schema), time.process_time()
         t0 = time.perf_counter()
         for w in workers:
@@ -190,7 +233,10 @@ def authorizations(
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--threads", type=int, default=32, help="client threads, grouped path")
+    ap.add_argument("--threads", type=int, default=64, help="client threads, grouped path")
+    ap.add_argument(
+        "--rate", type=float, default=1000.0, help="offered authorizations/s, open loop"
+    )
     ap.add_argument("--committers", type=int, default=2, help="groups in flight at once")
     ap.add_argument(
         "--anchor-threads", type=int, default=4, help="client threads, one transaction each"
@@ -217,6 +263,14 @@ def main() -> None:
         grouped=True,
         committers=args.committers,
     )
+    offered = authorizations(
+        auth_events,
+        threads=128,
+        customers=customers,
+        grouped=True,
+        committers=args.committers,
+        rate=args.rate,
+    )
     anchor = authorizations(
         auth_events, threads=args.anchor_threads, customers=customers, grouped=False
     )
@@ -242,6 +296,11 @@ def main() -> None:
         # run would need of an idle machine (None where the server is not local).
         "cpu_ms_per_authorization_client": _round(auth["client_cpu_ms"], 3),
         "cpu_ms_per_authorization_server": _round(auth["server_cpu_ms"], 3),
+        # Open loop: authorizations due at --rate per second (128 senders), latency from due.
+        "open_loop_offered_per_s": args.rate,
+        "open_loop_completed_per_s": round(offered["per_s"], 1),
+        "open_loop_ms_p50": round(offered["p50"], 2),
+        "open_loop_ms_p99": round(offered["p99"], 2),
         "anchor_client_threads": args.anchor_threads,
         "one_tx_each_authorizations_per_s": round(anchor["per_s"], 1),
         "one_tx_each_authorization_ms_p50": round(anchor["p50"], 2),

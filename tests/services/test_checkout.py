@@ -373,3 +373,44 @@ def test_a_draw_on_the_real_time_path(db: Database) -> None:
     assert _count(db, "SELECT COUNT(*) FROM product_accounts WHERE kind = 'cash_loan'") == 1
     assert story.available_fen(7) == y("400.00")
     story.check_books()
+
+
+def test_an_error_in_a_group_reaches_only_its_caller(db: Database) -> None:
+    """A purchase row already written under one id (as by a writer outside the service) makes
+    that authorization's insert fail: the group rolls back, each runs alone, and only that
+    caller gets the error; the others commit with all their rows."""
+    story = _story(db, 7)
+    with db.transaction() as uow:
+        uow.execute(
+            "INSERT INTO cp_purchases (id, account_id, merchant, authorized_fen, authorized_on, "
+            "status) VALUES (?,?,?,?,?,?)",
+            ("taken", line_account_id(7), "m", 100, DAY, "voided"),
+        )
+    errors: list[str] = []
+    answers: dict[str, CheckoutResult] = {}
+    with GroupCommitter(db, story.clock, max_wait_s=0.05) as committer:
+        checkout = CheckoutService(
+            db, story.clock, _guard(only=LIST_RULES), catalog=story.catalog, group=committer
+        )
+
+        def buy(auth_id: str) -> None:
+            try:
+                answers[auth_id] = checkout.authorize(_buy(7, auth_id, "10.00"))
+            except Exception as exc:
+                errors.append(f"{auth_id}: {type(exc).__name__}")
+
+        threads = [threading.Thread(target=buy, args=(a,)) for a in ("ok-1", "taken", "ok-2")]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    assert len(errors) == 1 and errors[0].startswith("taken: ")
+    assert answers["ok-1"].ok and answers["ok-2"].ok
+    assert _traces(db, "ok-1") == _traces(db, "ok-2") == APPROVED
+    assert (
+        _count(
+            db, "SELECT COUNT(*) FROM pending_transfers WHERE id IN ('taken.limit', 'taken.money')"
+        )
+        == 0
+    )
+    assert story.available_fen(7) == y("4980.00")
