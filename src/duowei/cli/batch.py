@@ -75,7 +75,13 @@ def run(
     ] = Path("reports"),
     as_json: JsonOption = False,
 ) -> None:
-    """Run (or resume) the batch of --date, or of every day from --date to --through."""
+    """Run (or resume) the batch of --date, or of every day from --date to --through.
+
+    Each day: end-of-day, then the bucket history; on a month's last day also provisioning, the
+    regulatory statistics, the credit-bureau batch and joint-lending settlement. Jobs already
+    done are not run again. Exits 1 if a job fails (rerun to resume), 2 if a day does not
+    reconcile.
+    """
     start = _date(business_date, "--date")
     end = _date(through, "--through") if through else start
     settings = settings_for(db)
@@ -98,8 +104,8 @@ def run(
         run_days(config, start, end, on_day=on_day)
     except DuoweiError as exc:
         fail(str(exc))
-    except Exception as exc:  # a job failed: it is recorded; the message says which
-        fail(f"{type(exc).__name__}: {exc} (recorded; rerun the same command to resume)")
+    except Exception as exc:  # a job failed: batch_runs has it; a rerun resumes there
+        fail(f"{type(exc).__name__}: {exc} (see `duowei batch status`; rerun to resume)")
     finally:
         database.dispose()
     problems = [p for d in days for p in _problems(d)]
