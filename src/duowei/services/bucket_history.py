@@ -45,6 +45,12 @@ WRITTEN_OFF: Final = len(BUCKET_NAMES) - 1
 LIVE_BUCKET_MAX: Final = WRITTEN_OFF - 1  # a product with more buckets is capped at M6+
 MONTHS_READ_MAX: Final = 240  # twenty years of month ends on one page
 _BALANCE_SQL: Final = " + ".join(PRINCIPAL_COLUMNS)
+# Written off first, then the product's bucket capped at M6+; the balance likewise.
+_BUCKET_SQL: Final = (
+    f"CASE WHEN charged_off <> 0 THEN {len(BUCKET_NAMES) - 1} "
+    f"WHEN bucket > {len(BUCKET_NAMES) - 2} THEN {len(BUCKET_NAMES) - 2} ELSE bucket END"
+)
+_AMOUNT_SQL: Final = f"CASE WHEN charged_off <> 0 THEN charged_off_fen ELSE {_BALANCE_SQL} END"
 
 
 class BucketHistoryUnavailable(InvalidInput):
@@ -114,22 +120,26 @@ def read_accounts(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """(account id, product index, bucket, principal) of every product account, by id."""
     rows = uow.fetchall(
-        "SELECT id, kind, bucket, charged_off, charged_off_fen, "
-        f"{_BALANCE_SQL} FROM product_accounts ORDER BY id"
+        f"SELECT id, CASE WHEN kind = ? THEN 0 ELSE 1 END, {_BUCKET_SQL}, {_AMOUNT_SQL} "
+        "FROM product_accounts ORDER BY id",
+        (PRODUCTS[0],),
     )
-    n = len(rows)
-    ids = np.fromiter((int(r[0]) for r in rows), np.int64, n)
-    product = np.fromiter((PRODUCTS.index(str(r[1])) for r in rows), np.int64, n)
-    charged = np.fromiter((int(r[3]) for r in rows), np.int64, n) > 0
-    bucket = np.minimum(np.fromiter((int(r[2]) for r in rows), np.int64, n), LIVE_BUCKET_MAX)
-    written_off = np.fromiter((int(r[4]) for r in rows), np.int64, n)
-    principal = np.fromiter((int(r[5]) for r in rows), np.int64, n)
-    return (
-        ids,
-        product,
-        np.where(charged, WRITTEN_OFF, bucket),
-        np.where(charged, written_off, principal),
-    )
+    table = np.array(rows, np.int64).reshape(len(rows), 4)
+    return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), table[:, 3].copy()
+
+
+def _day_sums(uow: UnitOfWork) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Accounts and principal per product and bucket, summed by the database (every day: the
+    accounts one by one are read only at a month end)."""
+    accounts = {p: [0] * len(BUCKET_NAMES) for p in PRODUCTS}
+    balances = {p: [0] * len(BUCKET_NAMES) for p in PRODUCTS}
+    for kind, b, n, v in uow.fetchall(
+        f"SELECT kind, {_BUCKET_SQL}, COUNT(*), COALESCE(SUM({_AMOUNT_SQL}), 0) "
+        "FROM product_accounts GROUP BY 1, 2"
+    ):
+        accounts[str(kind)][int(b)] = int(n)
+        balances[str(kind)][int(b)] = int(v)
+    return accounts, balances
 
 
 def _sums(index: NDArray[np.int64], values: NDArray[np.int64], n: int) -> list[int]:
@@ -147,16 +157,14 @@ def record_buckets(
     if stored is not None:
         return stored
     _check_recordable(uow, business_date)
-    ids, product, bucket, principal = read_accounts(uow)
-    nb = len(BUCKET_NAMES)
-    accounts: dict[str, tuple[int, ...]] = {}
-    balances: dict[str, tuple[int, ...]] = {}
-    rows = []
-    for p, name in enumerate(PRODUCTS):
-        mine = product == p
-        accounts[name] = tuple(_sums(bucket[mine], np.ones(int(mine.sum()), np.int64), nb))
-        balances[name] = tuple(_sums(bucket[mine], principal[mine], nb))
-        rows += [(business_date, name, b, accounts[name][b], balances[name][b]) for b in range(nb)]
+    counts, sums = _day_sums(uow)
+    accounts = {p: tuple(v) for p, v in counts.items()}
+    balances = {p: tuple(v) for p, v in sums.items()}
+    rows = [
+        (business_date, p, b, accounts[p][b], balances[p][b])
+        for p in PRODUCTS
+        for b in range(len(BUCKET_NAMES))
+    ]
     uow.raw.cursor().executemany(
         uow.sql(
             "INSERT INTO bucket_history (business_date, product, bucket, accounts, principal_fen)"
@@ -166,7 +174,7 @@ def record_buckets(
     )
     written = 0
     if is_month_end(business_date) if month_end is None else month_end:
-        written = _record_month(uow, business_date, ids, product, bucket, principal)
+        written = _record_month(uow, business_date, *read_accounts(uow))
     return BucketDay(business_date, False, accounts, balances, written)
 
 
