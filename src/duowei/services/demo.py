@@ -108,6 +108,8 @@ class DemoResult:
         c = s.get("counts", {})
         return [
             ("applications decided", f"{sum(v for k, v in c.items() if k[:9] == 'decision_'):,}"),
+            ("duplicate applications (an earlier applicant's ID)",
+             f"{c.get('applications_duplicate', 0):,}"),
             ("credit-pay lines opened", f"{c.get('lines_opened', 0):,}"),
             ("checkouts captured", f"{c.get('purchases', 0):,}"),
             ("cash loans drawn", f"{c.get('cash_loans', 0):,}"),
