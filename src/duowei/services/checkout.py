@@ -246,6 +246,10 @@ class CheckoutService:
     def authorize_in(self, uow: UnitOfWork, p: Purchase) -> CheckoutResult:
         """The whole authorization inside the caller's unit of work (the caller commits)."""
         check_purchase(p)
+        # The line first (locked): a retry racing its first try waits here, then sees it.
+        state = load_state(uow, line_account_id(p.customer_no))
+        if state is None or not state["credit_limit_fen"]:
+            return CheckoutResult(_refused(p.auth_id, "no_credit_line"))
         earlier = risk_store.find_decisions(uow, [p.auth_id]).get(p.auth_id)
         if earlier is not None:
             refused = _earlier_refusal(
@@ -255,9 +259,6 @@ class CheckoutService:
                 return refused
             action, reasons = earlier.action.label, earlier.reasons
         else:
-            state = load_state(uow, line_account_id(p.customer_no))
-            if state is None or not state["credit_limit_fen"]:
-                return CheckoutResult(_refused(p.auth_id, "no_credit_line"))
             event = purchase_event(p, state, to_micros(self.clock.now()))
             verdict = self.guard.evaluate(event)
             # The verdict is kept whatever follows: the analysts' statistics need declines.
@@ -284,6 +285,9 @@ class CheckoutService:
     def draw_in(self, uow: UnitOfWork, d: LoanDraw) -> CheckoutResult:
         """The whole draw inside the caller's unit of work (the caller commits)."""
         check_ref(d.loan_id)
+        state = load_state(uow, line_account_id(d.customer_no))  # locked, as for a purchase
+        if state is None or not state["credit_limit_fen"]:
+            return CheckoutResult(_refused(d.loan_id, "no_credit_line"))
         earlier = risk_store.find_decisions(uow, [d.loan_id]).get(d.loan_id)
         if earlier is not None:
             refused = _earlier_refusal(
@@ -293,9 +297,6 @@ class CheckoutService:
                 return refused
             action, reasons = earlier.action.label, earlier.reasons
         else:
-            state = load_state(uow, line_account_id(d.customer_no))
-            if state is None or not state["credit_limit_fen"]:
-                return CheckoutResult(_refused(d.loan_id, "no_credit_line"))
             event = _event(
                 event_id=d.loan_id,
                 kind=EventKind.DRAW,
@@ -369,14 +370,15 @@ class _GroupedAuthorizations:
         svc = self.service
         self._plans.clear()
         refs = [p.auth_id for p in items]
-        # Four reads, one round trip on PostgreSQL; the lines are locked in id order.
-        event_rows, decision_rows, eod_rows, state_rows = fetch_together(
+        # Four reads, one round trip on PostgreSQL. The lines are locked (in id order) first:
+        # the reads after it see whatever an earlier holder of a line committed.
+        state_rows, event_rows, decision_rows, eod_rows = fetch_together(
             uow,
             [
+                states_query(uow, [line_account_id(p.customer_no) for p in items]),
                 events_query(uow, AUTHORIZE_KIND, refs),
                 risk_store.decisions_query(uow, refs),
                 eod_query(svc.clock.today()),
-                states_query(uow, [line_account_id(p.customer_no) for p in items]),
             ],
         )
         events, decisions = events_from(event_rows), risk_store.decisions_from(decision_rows)
@@ -412,6 +414,10 @@ class _GroupedAuthorizations:
     ) -> _Plan:
         """The same steps, in the same order, as ``CheckoutService.authorize_in``."""
         decided: tuple[RiskEvent, Verdict] | None = None
+        if state is None or not state["credit_limit_fen"]:
+            return _Plan(
+                p, CheckoutResult(_refused(p.auth_id, "no_credit_line")), None, None, (), []
+            )
         if decision is not None:
             refused = _earlier_refusal(
                 decision, p.auth_id, p.customer_no, EventKind.PURCHASE, p.amount_fen
@@ -420,10 +426,6 @@ class _GroupedAuthorizations:
                 return _Plan(p, refused, None, refused.action, refused.reasons, [])
             action, reasons = decision.action.label, decision.reasons
         else:
-            if state is None or not state["credit_limit_fen"]:
-                return _Plan(
-                    p, CheckoutResult(_refused(p.auth_id, "no_credit_line")), None, None, (), []
-                )
             risk_event = purchase_event(p, state, now_us)
             verdict = self.service.guard.evaluate(risk_event)
             decided = (risk_event, verdict)
@@ -442,8 +444,6 @@ class _GroupedAuthorizations:
             return answer(event[1])
         if phase is None:
             return answer(_refused(p.auth_id, "eod_in_progress"))
-        if state is None:
-            return answer(_refused(p.auth_id, "account_not_found"))
         refusal = authorization_refusal(state)
         if refusal is not None:
             return answer(_refused(p.auth_id, refusal))
