@@ -1,14 +1,19 @@
-"""The leaf encoding is canonical JSON: equal to ``json.dumps(sort_keys=True)`` for any data."""
+"""The leaf encoding is canonical JSON: equal to ``json.dumps(sort_keys=True)`` for any data,
+and the inline copies of its common case (write path, verifier) hash the same bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from duowei.audit import merkle, service
 from duowei.audit.events import canonical_json
-from duowei.audit.log import event_leaf_data, transfer_leaf_data
+from duowei.audit.log import event_leaf_data, transfer_leaf_data, transfer_log_rows
+from duowei.errors import IntegrityError
 
 ints = st.integers(0, 2**63 - 1)
 texts = st.text(max_size=40)
@@ -52,3 +57,39 @@ def test_event_leaf_is_canonical_json(
         "v": 1,
     }
     assert data == canonical_json(expected)
+
+
+@given(
+    seq=ints, tid=texts, debit=ints, credit=ints, amount=ints, ledger=ints, code=ints,
+    flags=ints, pending=st.none() | texts, timeout=ints, user_data=st.none() | texts, ts=ints,
+    previous=st.binary(min_size=32, max_size=32),
+)  # fmt: skip
+def test_the_write_path_hashes_the_canonical_leaf(
+    seq: int, tid: str, debit: int, credit: int, amount: int, ledger: int, code: int,
+    flags: int, pending: str | None, timeout: int, user_data: str | None, ts: int,
+    previous: bytes,
+) -> None:  # fmt: skip
+    """``transfer_log_rows`` (the ledger's inline encoding) hashes the bytes above."""
+    fields = (seq, tid, debit, credit, amount, ledger, code, flags, pending, timeout, user_data, ts)
+    ((*row, leaf, chain),) = transfer_log_rows([fields], previous)
+    assert tuple(row) == fields
+    assert leaf == hashlib.sha256(b"\x00" + transfer_leaf_data(*fields)).digest()
+    assert chain == hashlib.sha256(previous + leaf).digest()
+
+
+@given(
+    tid=texts, amount=st.integers(1, 2**40), pending=st.none() | texts,
+    user_data=st.none() | texts, ts=ints,
+)  # fmt: skip
+def test_the_verifier_rehashes_the_canonical_leaf(
+    tid: str, amount: int, pending: str | None, user_data: str | None, ts: int
+) -> None:
+    """The verifier's inline encoding accepts exactly the canonical leaf and derives the
+    balances; one changed field is named as an altered row."""
+    fields = (0, tid, 1, 2, amount, 156, 1, 0, pending, 0, user_data, ts)
+    rows = transfer_log_rows([fields], bytes(32))
+    walk = service._walk(iter([(0, rows)]), service._Walk([], compact=merkle.CompactRange()))
+    assert walk.balances == {1: [0, amount, 0, 0], 2: [0, 0, 0, amount]}
+    altered = (*fields[:4], amount + 1, *fields[5:], *rows[0][-2:])
+    with pytest.raises(IntegrityError, match="does not match its leaf hash"):
+        service._walk(iter([(0, [altered])]), service._Walk([], compact=merkle.CompactRange()))

@@ -49,6 +49,7 @@ _OK: Final = ResultCode.OK
 _CLIENT_FLAGS: Final = int(CLIENT_TRANSFER_FLAGS)
 _LEDGER_MAX: Final = 2**31 - 1
 _US_PER_S: Final = 1_000_000
+_ID_LENGTH_MAX: Final = 80  # as TRANSFER_ID_PATTERN
 _ALREADY: Final = {
     PendingState.POSTED: ResultCode.PENDING_TRANSFER_ALREADY_POSTED,
     PendingState.VOIDED: ResultCode.PENDING_TRANSFER_ALREADY_VOIDED,
@@ -298,7 +299,7 @@ def _apply_one(b: _Batch, req: TransferRequest) -> Transfer:
         req.code,
         flags,
         req.pending_id,
-        req.timeout_s,
+        req.timeout_s or 0,  # a zero given as 0.0 or False is stored (and hashed) as 0
         req.user_data,
         b.now_us,
     )
@@ -412,28 +413,111 @@ def apply_batch(
     next_seq: int,
     system: bool = False,
 ) -> BatchOutcome:
-    """Decide every transfer of a batch in order; linked chains succeed or fail together."""
+    """Decide every transfer of a batch in order; linked chains succeed or fail together.
+
+    Most transfers of a busy book are plain single-phase postings between two existing
+    accounts, within their limits, under a new id. Those are decided inline below (one loop,
+    local names, no exceptions); anything else (a hold, a post or void, a chain, an id seen
+    before, any failure) goes to the general path, which decides it from scratch. The inline
+    checks are those of ``validate`` and ``_apply_one`` for flags 0, so both paths agree; a
+    test runs every request kind through both and compares.
+    """
     if len(requests) > BATCH_SIZE_MAX:
         raise ValueError(f"a batch holds at most {BATCH_SIZE_MAX} transfers")
     b = _Batch(snap, now_us, next_seq)
-    decided: list[_Decided] = []
+    results: list[TransferResult] = []
+    accounts, existing, failures = snap.accounts, snap.existing, snap.failures
+    transfers, touched = b.transfers, b.touched
+    id_ok = TRANSFER_ID_PATTERN.match
+    new_record = tuple.__new__  # what a named tuple's constructor calls, without the wrapper
     n = len(requests)
     i = 0
     while i < n:
         req = requests[i]
+        flags = req.flags
+        if flags == 0 and type(flags) is int:
+            tid = req.id
+            amount = req.amount_fen
+            debit_id = req.debit_account_id
+            credit_id = req.credit_account_id
+            ledger = req.ledger
+            code = req.code
+            user_data = req.user_data
+            if (
+                type(tid) is str
+                # Letters and digits only (ASCII): a valid id without the regex, and never a
+                # reserved one (those hold a colon).
+                and (
+                    (tid.isalnum() and tid.isascii() and len(tid) <= _ID_LENGTH_MAX)
+                    or (id_ok(tid) is not None and (system or not tid.startswith(SYSTEM_ID_PREFIX)))
+                )
+                and type(amount) is int
+                and 0 < amount <= FEN_MAX
+                and type(debit_id) is int
+                and 0 < debit_id <= ACCOUNT_ID_MAX
+                and type(credit_id) is int
+                and 0 < credit_id <= ACCOUNT_ID_MAX
+                and debit_id != credit_id
+                and type(ledger) is int
+                and 0 < ledger <= _LEDGER_MAX
+                and type(code) is int
+                and 0 < code <= CODE_MAX
+                and req.pending_id is None
+                and req.timeout_s == 0
+                and (
+                    user_data is None
+                    or (
+                        type(user_data) is str
+                        and len(user_data) <= USER_DATA_LENGTH_MAX
+                        and user_data.isprintable()
+                    )
+                )
+                and tid not in existing
+                and tid not in failures
+            ):
+                debit = accounts.get(debit_id)
+                credit = accounts.get(credit_id)
+                if (
+                    debit is not None
+                    and credit is not None
+                    and debit[0] == ledger
+                    and credit[0] == ledger
+                    and not (debit[1] & _DMNEC and debit[2] + debit[3] + amount > debit[5])
+                    and not (credit[1] & _CMNED and credit[4] + credit[5] + amount > credit[3])
+                    and debit[2] + debit[3] + amount <= FEN_MAX
+                    and credit[4] + credit[5] + amount <= FEN_MAX
+                ):
+                    debit[3] += amount
+                    credit[5] += amount
+                    touched.add(debit_id)
+                    touched.add(credit_id)
+                    seq = next_seq + len(transfers)
+                    transfer = new_record(
+                        Transfer,
+                        (seq, tid, debit_id, credit_id, amount, ledger, code, 0, None, 0,
+                         user_data, now_us),
+                    )  # fmt: skip
+                    existing[tid] = transfer
+                    transfers.append(transfer)
+                    results.append(new_record(TransferResult, (tid, _OK, "", seq, now_us, False)))
+                    i += 1
+                    continue
         if not _linked(req):
             outcome = _decide(b, req, system)
-            decided.append(outcome)
             if outcome[0] in TRANSIENT_FAILURES:
                 _remember_failure(b, req, outcome[0])
+            results.append(_result(req, outcome, transfers))
             i += 1
             continue
         j = i
         while j < n - 1 and _linked(requests[j]):
             j += 1
-        _decide_chain(b, requests, i, j, system, decided)
+        decided = _decide_chain(b, requests, i, j, system)
+        results += [
+            _result(r, d, transfers) for r, d in zip(requests[i : j + 1], decided, strict=True)
+        ]
         i = j + 1
-    return _outcome(b, requests, decided)
+    return BatchOutcome(results, transfers, touched, b.new_pendings, b.resolved, b.failures)
 
 
 def _remember_failure(b: _Batch, req: TransferRequest, code: ResultCode) -> None:
@@ -443,70 +527,52 @@ def _remember_failure(b: _Batch, req: TransferRequest, code: ResultCode) -> None
 
 
 def _decide_chain(
-    b: _Batch,
-    requests: Sequence[TransferRequest],
-    first: int,
-    last: int,
-    system: bool,
-    decided: list[tuple[ResultCode, str, int, Transfer | None]],
-) -> None:
+    b: _Batch, requests: Sequence[TransferRequest], first: int, last: int, system: bool
+) -> list[_Decided]:
     """A linked chain: every transfer sees the earlier ones; any failure undoes them all.
 
-    Failures inside a chain are not remembered: the chain as a whole may be retried.
+    Returns one outcome per transfer of ``requests[first : last + 1]``. Failures inside a
+    chain are not remembered: the chain as a whole may be retried.
     """
     mark = b.mark()
     b.in_chain = True
+    decided: list[_Decided] = []
     failed_at = -1
     for k in range(first, last + 1):
         outcome = _decide(b, requests[k], system)
         decided.append(outcome)
         if outcome[0] is not ResultCode.OK:
-            failed_at = k
+            failed_at = k - first
             break
     b.in_chain = False
     chain_open = _linked(requests[last])
     if failed_at < 0 and not chain_open:
-        return
+        return decided
     b.rollback_chain(mark)
+    size = last - first + 1
     if failed_at < 0:
-        failed_at = last
-        decided[last] = (
+        failed_at = size - 1
+        decided[failed_at] = (
             ResultCode.LINKED_EVENT_CHAIN_OPEN,
             "the last transfer is linked",
             -1,
             None,
         )
-    for k in range(first, last + 1):
-        if k == failed_at:
-            continue
-        failed = (
-            ResultCode.LINKED_EVENT_FAILED,
-            f"transfer {failed_at - first} of the chain failed",
-            -1,
-            None,
-        )
-        if k < len(decided):
-            decided[k] = failed
-        else:
-            decided.append(failed)
+    failed = (
+        ResultCode.LINKED_EVENT_FAILED,
+        f"transfer {failed_at} of the chain failed",
+        -1,
+        None,
+    )
+    return [decided[k] if k == failed_at else failed for k in range(size)]
 
 
-def _outcome(
-    b: _Batch,
-    requests: Sequence[TransferRequest],
-    decided: list[tuple[ResultCode, str, int, Transfer | None]],
-) -> BatchOutcome:
-    transfers = b.transfers
-    results = []
-    for req, (code, detail, index, stored) in zip(requests, decided, strict=True):
-        rid = req.id if type(req.id) is str else repr(req.id)
-        if index >= 0:
-            t = transfers[index]
-            results.append(TransferResult(rid, code, detail, t.seq, t.timestamp_us))
-        elif stored is not None:
-            results.append(
-                TransferResult(rid, code, detail, stored.seq, stored.timestamp_us, replayed=True)
-            )
-        else:
-            results.append(TransferResult(rid, code, detail))
-    return BatchOutcome(results, transfers, b.touched, b.new_pendings, b.resolved, b.failures)
+def _result(req: TransferRequest, decided: _Decided, transfers: list[Transfer]) -> TransferResult:
+    code, detail, index, stored = decided
+    rid = req.id if type(req.id) is str else repr(req.id)
+    if index >= 0:
+        t = transfers[index]
+        return TransferResult(rid, code, detail, t.seq, t.timestamp_us)
+    if stored is not None:
+        return TransferResult(rid, code, detail, stored.seq, stored.timestamp_us, replayed=True)
+    return TransferResult(rid, code, detail)
