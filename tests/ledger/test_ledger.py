@@ -307,3 +307,26 @@ def test_an_event_that_is_not_json_is_refused_and_nothing_is_logged(
     with pytest.raises(InvalidInput), db.transaction() as uow:
         DbEventRecorder(uow, clock).record_event(kind="decision", ref="A1", payload=payload)  # type: ignore[arg-type]
     assert log_size(db) == size
+
+
+@pytest.mark.parametrize("missing", ["debit", "credit"])
+def test_the_database_refuses_a_transfer_naming_a_missing_account(
+    svc: LedgerService, db: Database, missing: str
+) -> None:
+    """A foreign key on SQLite, one set-based trigger per statement on PostgreSQL (0014)."""
+    debit, credit = (999, CASH) if missing == "debit" else (CASH, 999)
+    rows = [
+        (seq, f"raw{seq}", d, c, 5, CNY, 1, 0, None, 0, None, 0, bytes(32), bytes(32))
+        for seq, (d, c) in enumerate([(CASH, MERCHANT), (debit, credit)], start=1_000)
+    ]
+    with pytest.raises(sqlalchemy.exc.DBAPIError), db.transaction() as uow:
+        uow.conn.exec_driver_sql(
+            uow.sql(
+                "INSERT INTO transfers (seq, id, debit_account_id, credit_account_id, "
+                "amount_fen, ledger, code, flags, pending_id, timeout_s, user_data, "
+                "timestamp_us, leaf_hash, chain_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            ),
+            rows,
+        )
+    with db.transaction() as uow:
+        assert uow.fetchone("SELECT count(*) FROM transfers WHERE seq >= 1000") == (0,)

@@ -9,14 +9,18 @@ its limit: the rules are evaluated on locked rows. SQLite has one writer at a ti
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
+
+from psycopg.pq import TransactionStatus
 
 from duowei.audit.log import advance_head, lock_head
 from duowei.db import UnitOfWork
 from duowei.ledger.engine import BatchOutcome, Snapshot
 from duowei.ledger.model import Account, Transfer
 
+_PG_IDLE: Final = TransactionStatus.IDLE
 # SQLite's default limit on bound parameters is 32,766; stay well below it.
 _IN_CHUNK: Final = 4_000
 
@@ -64,17 +68,50 @@ _HOLD_STATE: Final = (
 )
 
 
+@contextmanager
+def owned_transaction(uow: UnitOfWork, *, owned: bool) -> Iterator[bool]:
+    """Let the ledger send BEGIN and COMMIT itself, for a caller that hands it a fresh unit of
+    work and writes nothing else (``LedgerService``); yields whether it does.
+
+    psycopg starts a transaction with a BEGIN that waits for its answer, and ``commit()`` in a
+    pipeline waits twice: four round trips for one transfer. In autocommit mode psycopg sends
+    nothing of its own, so BEGIN travels in the pipeline of the reads and COMMIT in that of
+    the writes: two round trips. The transaction is the same (READ COMMITTED, the same locks,
+    synchronous commit as configured); on any error it is rolled back here and the connection
+    leaves in its usual mode. SQLite, or a unit of work already in use: nothing changes.
+    """
+    conn = uow.raw
+    if not owned or uow.dialect != "postgresql" or conn.info.transaction_status != _PG_IDLE:
+        yield False
+        return
+    conn.autocommit = True
+    try:
+        yield True
+    finally:
+        try:
+            if conn.info.transaction_status != _PG_IDLE:
+                conn.execute("ROLLBACK")  # an error left the transaction open
+        finally:
+            conn.autocommit = False
+
+
 def load_snapshot(
-    uow: UnitOfWork, account_ids: set[int], pending_ids: set[str], transfer_ids: list[str]
+    uow: UnitOfWork,
+    account_ids: set[int],
+    pending_ids: set[str],
+    transfer_ids: list[str],
+    *,
+    begin: bool = False,
 ) -> tuple[Snapshot, int, bytes]:
     """Load (and on PostgreSQL lock) every row a batch may touch, and the audit head.
 
     Lock order, the same in every transaction: accounts (including those of the holds being
     resolved), then holds, then the audit head. On PostgreSQL the four reads go out in one
-    pipeline: one round trip instead of five.
+    pipeline: one round trip instead of five; with ``begin`` (inside ``owned_transaction``)
+    the BEGIN travels in it too.
     """
     if uow.dialect == "postgresql":
-        return _load_pg(uow, account_ids, pending_ids, transfer_ids)
+        return _load_pg(uow, account_ids, pending_ids, transfer_ids, begin=begin)
     pendings = {
         r[0]: list(r[1:])
         for r in _select_in(uow, _HOLD_STATE, "pending_transfers", list(pending_ids), lock=False)
@@ -108,7 +145,12 @@ def _load_seen(
 
 
 def _load_pg(
-    uow: UnitOfWork, account_ids: set[int], pending_ids: set[str], transfer_ids: list[str]
+    uow: UnitOfWork,
+    account_ids: set[int],
+    pending_ids: set[str],
+    transfer_ids: list[str],
+    *,
+    begin: bool,
 ) -> tuple[Snapshot, int, bytes]:
     conn = uow.raw
     holds_of = (
@@ -118,6 +160,8 @@ def _load_pg(
     pending_list = sorted(pending_ids)
     cursors = [conn.cursor() for _ in range(5)]
     with conn.pipeline():
+        if begin:
+            cursors[4].execute("BEGIN")
         if pending_list:
             cursors[0].execute(
                 f"SELECT {_ACCOUNT_STATE} FROM accounts WHERE id = ANY(%s){holds_of} "
@@ -154,19 +198,20 @@ def save_outcome(
     uow: UnitOfWork,
     outcome: BatchOutcome,
     snap: Snapshot,
-    hashes: list[tuple[bytes, bytes]],
+    rows: list[tuple[Any, ...]],
     now_us: int,
     head: tuple[int, bytes] | None,
     *,
     commit: bool = False,
 ) -> None:
-    """Write a decided batch: transfers with their log hashes, balances, holds, failures, and
-    the new audit head (``head``: size and last chain hash, when transfers were added).
+    """Write a decided batch: transfers (``rows``: each with its leaf and chain hash, from
+    ``audit.log.transfer_log_rows``), balances, holds, failures, and the new audit head
+    (``head``: size and last chain hash, when transfers were added).
 
     ``commit`` ends the transaction too (only for a caller that owns it): on PostgreSQL the
-    COMMIT then travels in the same pipeline as the writes, one round trip instead of two.
+    COMMIT then travels in the same pipeline as the writes; inside ``owned_transaction`` it is
+    sent as a statement, so the pipeline ends in one round trip instead of two.
     """
-    rows = [(*t, leaf, chain) for t, (leaf, chain) in zip(outcome.transfers, hashes, strict=True)]
     balances: list[tuple[int, ...]] = [
         (a[2], a[3], a[4], a[5], account_id)
         for account_id in sorted(outcome.touched_accounts)
@@ -280,7 +325,9 @@ def _save_pg(
             cur.execute(
                 "UPDATE audit_head SET size = %s, chain_hash = %s WHERE id = 1", (head[0], head[1])
             )
-        if commit:
+        if commit and conn.autocommit:
+            cur.execute("COMMIT")  # the ledger's own BEGIN (``owned_transaction``)
+        elif commit:
             conn.commit()
 
 
