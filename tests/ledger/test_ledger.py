@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -330,3 +331,32 @@ def test_the_database_refuses_a_transfer_naming_a_missing_account(
         )
     with db.transaction() as uow:
         assert uow.fetchone("SELECT count(*) FROM transfers WHERE seq >= 1000") == (0,)
+
+
+def test_a_failed_own_transaction_rolls_back_and_leaves_the_connection_as_it_was(
+    svc: LedgerService, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL ``LedgerService`` sends its own BEGIN and COMMIT (autocommit mode for that
+    transaction): a failure half-way must roll back and restore the connection's mode."""
+    from duowei.ledger import store
+
+    assert svc.create_transfers([t("once", MERCHANT, CASH, 5)])[0].ok
+    load = store.load_snapshot
+
+    def forgetful(*args: Any, **kwargs: Any) -> Any:
+        snap, size, chain = load(*args, **kwargs)
+        snap.existing.clear()  # the engine takes "once" for new: its INSERT then fails
+        return snap, size, chain
+
+    monkeypatch.setattr(store, "load_snapshot", forgetful)
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        svc.create_transfers([t("once", MERCHANT, CASH, 5)])
+    monkeypatch.setattr(store, "load_snapshot", load)
+    for _ in range(6):  # every pooled connection
+        with db.transaction() as uow:
+            if uow.dialect == "postgresql":
+                assert uow.raw.autocommit is False
+    replay = svc.create_transfers([t("once", MERCHANT, CASH, 5)])[0]
+    assert replay.ok
+    assert replay.replayed
+    assert balances(svc, MERCHANT) == (0, 5, 0, 0)
