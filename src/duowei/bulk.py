@@ -27,7 +27,9 @@ def insert_many(
         marks = ",".join("?" * len(columns))
         uow.cursor().executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
         return
-    arrays = ", ".join(f"%s::{pg_type}[]" for _name, pg_type in columns)
+    # Binary parameters: psycopg does not scan every text element for characters to quote
+    # (visible in a profile; no difference measurable on the shared machine).
+    arrays = ", ".join(f"%b::{pg_type}[]" for _name, pg_type in columns)
     values = [list(column) for column in zip(*rows, strict=True)]
     uow.raw.cursor().execute(
         f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})", values
