@@ -86,7 +86,7 @@ def test_a_chunk_reads_exactly_the_rows_of_its_kind_after_an_id(db: Database) ->
 
 def _day_like_changes(chunk: ChunkRows, seed: int) -> dict[str, np.ndarray]:
     """What a day does to a chunk: every row's run day, interest and carry (negative too); a
-    few rows' aging columns; one column with a 19-digit spread."""
+    few rows' aging columns; a column with a 19-digit spread; one with a spread past int64."""
     rng = np.random.default_rng(seed)
     c, n = chunk.cols, len(chunk)
     c["last_run_day"] += 1
@@ -97,6 +97,8 @@ def _day_like_changes(chunk: ChunkRows, seed: int) -> dict[str, np.ndarray]:
     c["penalty_fen"][few] += 11
     c["credit_limit_fen"][0] = 10**18  # a spread the fixed-width fields must carry exactly
     c["credit_limit_fen"][-1] = 0
+    c["penalty_carry"][0] = -(2**62)  # a spread past int64: that column goes by rowid
+    c["penalty_carry"][-1] = 2**62
     return {k: v.copy() for k, v in c.items()}
 
 

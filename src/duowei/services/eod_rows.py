@@ -195,11 +195,14 @@ def _write_sqlite(uow: UnitOfWork, chunk: ChunkRows, changed: dict[str, Any]) ->
 
 
 def _width(values: I64) -> int | None:
-    """Decimal digits of ``max - min`` (0 for a constant column); None past 19 digits."""
+    """Decimal digits of ``max - min`` (0 for a constant column); None when ``values - min``
+    would not fit in int64 (such a column is written by rowid)."""
     if len(values) == 0:
         return 0
     spread = int(values.max()) - int(values.min())
-    return len(str(spread)) if spread > 0 and spread < 10**19 else (0 if spread == 0 else None)
+    if spread >= 2**63:
+        return None
+    return len(str(spread)) if spread else 0
 
 
 def _range_update(uow: UnitOfWork, chunk: ChunkRows, columns: list[str]) -> None:
