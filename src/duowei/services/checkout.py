@@ -10,14 +10,22 @@ getting its own answer and nothing of another's refusal.
 Interface (the API's ``POST /payments`` calls this)::
 
     checkout = CheckoutService(db, clock, guard)                       # a transaction each
-    checkout = CheckoutService(db, clock, guard, group=GroupCommitter(db, clock))  # shared
+    group = GroupCommitter(db, clock, committers=2)     # one per process; close() at shutdown
+    checkout = CheckoutService(db, clock, guard, group=group)          # shared transactions
     result = checkout.authorize(Purchase(customer_no=7, auth_id="pay-1", amount_fen=15_000,
                                          merchant="M-0001", merchant_category="5411",
-                                         device_id="phone-a", latitude=31.2, longitude=121.5))
+                                         device_id="phone-a", latitude=31.2, longitude=121.5,
+                                         at_us=None))  # when the attempt was made; None: now
     result.ok          # the hold is posted (also on an idempotent replay)
-    result.outcome     # duowei.services.product_store.Outcome: reason, detail, replayed
+    result.outcome     # duowei.services.product_store.Outcome: reason, ref, detail, replayed
     result.risk        # {"action": "approve", "reasons": [...]}, or None (no verdict asked)
-    checkout.draw(LoanDraw(...))   # a cash-loan draw, the same way (one transaction each)
+    checkout.draw(LoanDraw(customer_no=7, loan_id="loan-1", principal_fen=600_000,
+                           term_months=12, method=Method.EQUAL_INSTALLMENT, grade="B"))
+    checkout.authorize_in(uow, purchase)   # inside the caller's unit of work (it commits)
+    checkout.draw_in(uow, draw)            # draws: one transaction each, not grouped (yet)
+
+Bad input (``auth_id`` not 1-60 of ``A-Za-z0-9._:-``, amount not positive fen, merchant not
+1-80 characters, customer_no < 1) raises ``duowei.errors.InvalidInput`` before anything runs.
 
 ``outcome.reason`` when not ok:
 
