@@ -37,6 +37,7 @@ import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Final
 
@@ -61,6 +62,7 @@ WARMUP_ROUNDS: Final = 4
 WARMUP_BATCH: Final = 8
 WARMUP_TIMEOUT_S: Final = 300.0  # argon2 on a busy machine; not measured
 HOST: Final = "127.0.0.1"
+SETUP_THREADS: Final = 4
 
 Request = tuple[str, str, dict[str, str], bytes | None]  # method, path, headers, body
 
@@ -166,9 +168,14 @@ def setup(url: str, *, customers: int, merchants: int) -> list[str]:
     db = open_database(url)
     clock = SystemClock()
     svc = CreditPayService(db, clock)
-    for no in range(1, customers + 1):
+
+    def open_line(no: int) -> None:
         out = svc.open_line(customer_no=no, credit_limit_fen=5_000_000, ref=f"open.{no}")
         assert out.ok, out
+
+    open_line(1)  # alone: the first line also creates the platform's accounts
+    with ThreadPoolExecutor(SETUP_THREADS) as pool:  # PostgreSQL works while Python waits
+        list(pool.map(open_line, range(2, customers + 1)))
     with db.transaction() as uow:
         tokens = [
             mint_key(uow, clock, role=Role.MERCHANT, subject=f"m{i}").token
@@ -351,7 +358,7 @@ def main() -> None:
     total = int(sum(rates) * args.seconds)
     customers = total // PER_CUSTOMER + 1
     merchants = max(4, int(max(rates) / PER_MERCHANT_PER_S) + 1)
-    schema = f"bench_api_{uuid.uuid4().hex[:8]}"
+    schema = f"apiload_{uuid.uuid4().hex[:12]}"
     _admin(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in PG_URL else "?"
     url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
@@ -387,7 +394,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        _admin(f"DROP SCHEMA {schema} CASCADE")
+        _admin(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     print(
         json.dumps(
             {

@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 
 from duowei.api import problems, reads
 from duowei.api.context import ApiConfig, ApiContext, build_context
+from duowei.api.deps import in_db_thread
 from duowei.api.routers import (
     alerts,
     applications,
@@ -57,8 +57,10 @@ def create_app(config: ApiConfig, *, context: ApiContext | None = None) -> FastA
         yield
         ctx.close()  # the group committer finishes what was submitted, then stops
 
+    on = ctx.config.telemetry
     app = FastAPI(
         lifespan=lifespan,
+        telemetry={"tracing": on, "metrics": on, "logs": on},
         title="Duowei API",
         version=API_VERSION,
         description=DESCRIPTION,
@@ -84,7 +86,7 @@ def create_app(config: ApiConfig, *, context: ApiContext | None = None) -> FastA
 
     @app.get("/health", tags=["service"], summary="Liveness: the database answers")
     async def health() -> dict[str, Any]:
-        await run_in_threadpool(_ping, ctx.db)
+        await in_db_thread(ctx, _ping, ctx.db)
         return {"status": "ok", "business_date": ctx.clock.today().isoformat()}
 
     return app

@@ -41,9 +41,16 @@ class ApiConfig:
     session_secret: bytes | None = None
     cookie_secure: bool = True
     migrate: bool = True
-    pool_size: int = 10
+    # Threads that may use a pooled connection at once (``deps.in_db_thread``); the pool keeps
+    # that many plus a few for the group committer and the revocation watch, so a burst never
+    # opens and closes overflow connections (a new PostgreSQL backend is a fork).
+    db_threads: int = 16
+    pool_size: int = 20
     # POST /payments through a GroupCommitter: concurrent authorizations share transactions.
     group_commit: bool = True
+    # FastAPI's OpenTelemetry bridge. Off, it costs nothing; on, every request asks three
+    # global providers whether they are configured (about a tenth of a worker's CPU, measured).
+    telemetry: bool = False
 
 
 @dataclass
@@ -62,6 +69,7 @@ class ApiContext:
     credit_model: Any = None  # duowei.risk.artefact.LoadedModel
     credit_policy: Any = None  # duowei.risk.decision.CreditPolicy
     extras: dict[str, Any] = field(default_factory=dict)
+    db_slots: Any = None  # anyio.CapacityLimiter, made in the event loop by deps.in_db_thread
 
     def close(self) -> None:
         """Stop the group committer's thread (after what was submitted has committed)."""
@@ -133,6 +141,7 @@ def config_from_env(clock: Clock, database_url: str | None = None) -> ApiConfig:
         session_secret=secret.encode() if secret else None,
         cookie_secure=os.environ.get("DUOWEI_COOKIE_SECURE", "1") != "0",
         group_commit=os.environ.get("DUOWEI_GROUP_COMMIT", "1") != "0",
+        telemetry=os.environ.get("DUOWEI_TELEMETRY", "0") == "1",
     )
 
 

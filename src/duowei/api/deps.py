@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Final
+from typing import Annotated, Any, Final, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -19,6 +21,7 @@ from duowei.api.auth import Principal, Role
 from duowei.api.context import ApiContext
 from duowei.api.problems import Problem
 
+T = TypeVar("T")
 SESSION_COOKIE: Final = "duowei_session"
 IDEMPOTENCY_KEY_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,80}$"
 
@@ -29,6 +32,14 @@ async def get_ctx(request: Request) -> ApiContext:
 
 
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
+
+
+async def in_db_thread(ctx: ApiContext, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a worker thread, at most ``db_threads`` at once: a request waiting for
+    the database waits on the event loop, holding neither a thread nor a connection."""
+    if ctx.db_slots is None:
+        ctx.db_slots = anyio.CapacityLimiter(ctx.config.db_threads)
+    return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=ctx.db_slots)
 
 
 def _token(request: Request) -> str | None:
@@ -50,17 +61,17 @@ async def authenticate(request: Request, ctx: Ctx) -> Principal:
     verifier = ctx.verifier
     if token:
         if verifier.watch.due():
-            await run_in_threadpool(verifier.watch.refresh)
+            await in_db_thread(ctx, verifier.watch.refresh)
         decided, principal = verifier.lookup(token)
         if not decided:
-            principal = await run_in_threadpool(verifier.verify_bearer, token)
+            principal = await in_db_thread(ctx, verifier.verify_bearer, token)
         if principal is None:
             raise _unauthorized("the API key or access token is not valid, expired or revoked")
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
         key_id = ctx.sessions.read(cookie, time.time()) if cookie else None
         if key_id:
-            principal = await run_in_threadpool(verifier.principal_for_key_id, key_id)
+            principal = await in_db_thread(ctx, verifier.principal_for_key_id, key_id)
         if principal is None:
             raise _unauthorized("send Authorization: Bearer <API key or access token>")
     await charge(ctx, principal)

@@ -7,10 +7,12 @@ Two ways to run a use case under a key:
   case's rows commit. A concurrent twin with the same key blocks on the same rows (the
   service's reference is derived from the key) and fails when the first commits; it then finds
   the first's record and replays it.
-* ``run_grouped``: for a use case that goes through the group committer (checkout): one read
-  of the key outside any transaction, the use case in a shared group transaction, then the
-  record, itself written through the committer (``IdempotencyRecords``: a group's records in
-  one statement and one commit). Safe for the same reason as the next.
+* ``replay_if_recorded`` then ``run_grouped``: for a use case that goes through the group
+  committer (checkout): one read of the key outside any transaction, the use case in a shared
+  group transaction, then the record, itself written through the committer
+  (``IdempotencyRecords``: a group's records in one statement and one commit). Safe for the
+  same reason as the next. (The read cannot be left out: a use case that wrote nothing, "no
+  credit line", must not run again on a retry once the line exists.)
 * ``run_idempotent``: the use case runs in its own unit of work, then the response is recorded.
   The services are idempotent themselves on the reference derived here from (API key,
   Idempotency-Key), so a crash between the two leaves nothing half done: the retry reaches the
@@ -204,6 +206,15 @@ class IdempotencyRecords:
 RECORDS: Final = IdempotencyRecords()
 
 
+def replay_if_recorded(
+    ctx: ApiContext, principal: Principal, idem_key: str, wanted: str
+) -> JSONResponse | None:
+    """The recorded answer (or 409 for another body) when the key was used; else None. One
+    round trip, outside any transaction: the first step of ``run_grouped``."""
+    found = _stored(ctx, principal, idem_key)
+    return None if found is None else _replay(found, wanted)
+
+
 def run_grouped(
     ctx: ApiContext,
     principal: Principal,
@@ -212,10 +223,8 @@ def run_grouped(
     group: GroupCommitter,
     use_case: Callable[[], tuple[int, dict[str, Any]]],
 ) -> JSONResponse:
-    """Look the key up, run ``use_case`` (itself idempotent, through ``group``), record."""
-    found = _stored(ctx, principal, idem_key)
-    if found is not None:
-        return _replay(found, wanted)
+    """After ``replay_if_recorded`` found nothing: run ``use_case`` (itself idempotent, through
+    ``group``), then record its answer through ``group``; a twin's record wins."""
     status, payload = use_case()
     text = json.dumps(payload, sort_keys=True, allow_nan=False)
     record = Record(principal.key_id, idem_key, wanted, status, text, to_micros(ctx.clock.now()))

@@ -23,9 +23,8 @@ from urllib.parse import parse_qs, unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from duowei.api.deps import Ctx, charge
+from duowei.api.deps import Ctx, charge, in_db_thread
 from duowei.api.problems import Problem
 
 router = APIRouter(tags=["oauth"])
@@ -117,7 +116,7 @@ async def token(request: Request, ctx: Ctx) -> JSONResponse:
     challenge = {"WWW-Authenticate": 'Basic realm="duowei"'} if basic is not None else {}
     if not secret:
         raise _oauth_error(401, "invalid_client", "client_secret (an API key) is required")
-    principal = await run_in_threadpool(ctx.verifier.verify, secret)
+    principal = await in_db_thread(ctx, ctx.verifier.verify, secret)
     if principal is None or (client_id and client_id != principal.key_id):
         raise _oauth_error(401, "invalid_client", "the client is not known", **challenge)
     await charge(ctx, principal)

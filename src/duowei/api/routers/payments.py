@@ -24,9 +24,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from duowei.api.auth import Principal, Role
-from duowei.api.deps import Ctx, IdempotencyKey, not_found, require
+from duowei.api.deps import Ctx, IdempotencyKey, in_db_thread, not_found, require
 from duowei.api.idempotency import (
     derived_ref,
+    replay_if_recorded,
     request_hash,
     run_grouped,
     run_idempotent,
@@ -112,11 +113,17 @@ async def authorize(
         def alone(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
             return _answer(checkout.authorize_in(uow, purchase), payment_id)
 
-        return await run_in_threadpool(run_in_transaction, ctx, who, key, wanted, alone)
+        return await in_db_thread(ctx, run_in_transaction, ctx, who, key, wanted, alone)
+
+    replayed = await in_db_thread(ctx, replay_if_recorded, ctx, who, key, wanted)
+    if replayed is not None:
+        return replayed
 
     def grouped() -> tuple[int, dict[str, Any]]:
         return _answer(checkout.authorize(purchase), payment_id)
 
+    # This thread only waits for the committer's thread (it holds no connection), so it is
+    # not one of the database threads.
     return await run_in_threadpool(run_grouped, ctx, who, key, wanted, group, grouped)
 
 
