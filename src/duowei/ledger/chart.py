@@ -175,6 +175,10 @@ PLATFORM_ACCOUNTS: Final[dict[str, tuple[int, AccountCode, bool]]] = {
     # The originator's losses on its interests in its deals when a deal ends: retained notes
     # left unpaid and the cash-reserve advance never repaid.
     "deal_losses": (26, AccountCode.FUNDING_COST, False),
+    # Payments on charged-off loans (recoveries of written-off amounts): a contra-expense under
+    # the write-off code, so net charge-offs = write_off_expense debits - these credits, and
+    # write_off_expense's debits stay the sub-ledger's gross charge-offs.
+    "recoveries": (27, AccountCode.WRITE_OFF_EXPENSE, False),
 }
 
 

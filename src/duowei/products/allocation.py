@@ -5,6 +5,10 @@ is before the payment date. ``allocate`` walks the order (default: overdue penal
 interest, overdue principal, overdue fees, then current fees, interest, principal), within each
 step oldest due date first, pays what it can, and keeps any excess as a credit balance. It never
 creates or loses a fen: ``sum(paid) + credit_balance == payment``.
+
+``allocate_recovery`` applies a payment on a charged-off account to what was written off and is
+not yet recovered, group by group in the terms' ``recovery_order`` (default principal, interest
+and penalties, fees), up to the written-off total; the excess is a credit balance.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from duowei.errors import InvalidInput
 from duowei.money import check_fen
 
 DUES_MAX: Final = 10_000
+# Written-off groups, as end-of-day books them: principal and fees on the borrower's own
+# accounts, interest and penalties (late interest) on the product's control accounts.
+RECOVERY_GROUPS: Final = ("principal", "interest", "fees")
 
 
 class Component(StrEnum):
@@ -123,3 +130,37 @@ def allocate(
         left -= pay
         paid.append(Paid(d, pay))
     return Allocation(payment_fen, tuple(paid), left)
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    payment_fen: int
+    recovered_fen: dict[str, int]  # by written-off group, only groups paid
+    credit_balance_fen: int
+
+    @property
+    def total_fen(self) -> int:
+        return sum(self.recovered_fen.values())
+
+
+def allocate_recovery(
+    *,
+    payment_fen: int,
+    written_off_fen: dict[str, int],
+    recovered_before_fen: dict[str, int],
+    order: Sequence[str] = RECOVERY_GROUPS,
+) -> Recovery:
+    """Apply a payment on a charged-off account: each group in ``order`` takes what is still
+    unrecovered of it; ``sum(recovered) + credit_balance == payment``."""
+    check_fen(payment_fen, allow_zero=True)
+    if sorted(order) != sorted(RECOVERY_GROUPS):
+        raise InvalidInput(f"a recovery order names each of {RECOVERY_GROUPS} exactly once")
+    left = payment_fen
+    out: dict[str, int] = {}
+    for group in order:
+        open_fen = written_off_fen.get(group, 0) - recovered_before_fen.get(group, 0)
+        pay = min(left, max(open_fen, 0))
+        if pay:
+            out[group] = pay
+            left -= pay
+    return Recovery(payment_fen, out, left)

@@ -70,9 +70,13 @@ class DelinquencyTerms(_Frozen):
     class_lower_dpd: tuple[int, ...]
     class_names: tuple[str, ...]
     charge_off_dpd: int = Field(ge=1, le=3650)
+    # A payment after charge-off recovers the written-off groups in this order (allocation.py).
+    recovery_order: tuple[str, ...] = ("principal", "interest", "fees")
 
     @model_validator(mode="after")
     def _consistent(self) -> DelinquencyTerms:
+        if sorted(self.recovery_order) != ["fees", "interest", "principal"]:
+            raise ValueError("recovery_order names principal, interest and fees once each")
         if len(self.bucket_names) != len(self.bucket_upper_dpd) + 1:
             raise ValueError("bucket_names needs one name more than bucket_upper_dpd")
         if len(self.class_names) != len(self.class_lower_dpd):

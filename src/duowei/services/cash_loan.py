@@ -5,6 +5,8 @@
   settlement_cash (the money goes to the borrower);
 - repayment, payoff, prepayment: settlement_cash -> each receivable paid; *limit* line_in_use ->
   line_available for the principal;
+- repayment or payoff of a charged-off loan: a recovery (``credit_pay.recovery_step``):
+  settlement_cash -> recoveries up to what was written off, the excess -> credit_balance;
 - reschedule: installment_principal -> the interest and penalty control accounts (what was owed
   is capitalized).
 
@@ -28,7 +30,12 @@ from duowei.products.quote import make_quote
 from duowei.products.schedule import Method, Schedule, build_schedule
 from duowei.products.subledger import State, empty_state
 from duowei.products.terms import CashLoanTerms
-from duowei.services.credit_pay import record_repayment, repayment_step, to_date
+from duowei.services.credit_pay import (
+    record_repayment,
+    recovery_step,
+    repayment_step,
+    to_date,
+)
 from duowei.services.product_store import (
     ACCOUNTS_PER_CUSTOMER,
     LOAN_SLOTS_MAX,
@@ -246,21 +253,36 @@ class CashLoanService(ProductService):
             assert loan is not None
             if loan["status"] != "active":
                 return Outcome(False, f"loan_{loan['status']}", ref)
-            columns = ALL_COLUMNS if payoff else DUE_COLUMNS
-            owed = sum(state[c] for c in columns)
-            amount = owed if payoff else amount_fen
-            if amount == 0:
-                return Outcome(False, "nothing_due", ref)
-            no = int(loan["account_id"]) // ACCOUNTS_PER_CUSTOMER
-            step = repayment_step(
-                state,
-                amount_fen=amount,
-                today=self.clock.today(),
-                ref=ref,
-                customer_no=no,
-                product="cash_loan",
-                columns=columns,
-            )
+            if state["charged_off"]:
+                # Payments after charge-off are recoveries of what was written off.
+                step = recovery_step(
+                    uow,
+                    state,
+                    account_id=int(loan["account_id"]),
+                    amount_fen=None if payoff else amount_fen,
+                    ref=ref,
+                    product="cash_loan",
+                    order=self.terms.delinquency.recovery_order,
+                )
+                amount = int(step.detail["amount_fen"])
+                if amount == 0:
+                    return Outcome(False, "nothing_due", ref)
+            else:
+                columns = ALL_COLUMNS if payoff else DUE_COLUMNS
+                owed = sum(state[c] for c in columns)
+                amount = owed if payoff else amount_fen
+                if amount == 0:
+                    return Outcome(False, "nothing_due", ref)
+                no = int(loan["account_id"]) // ACCOUNTS_PER_CUSTOMER
+                step = repayment_step(
+                    state,
+                    amount_fen=amount,
+                    today=self.clock.today(),
+                    ref=ref,
+                    customer_no=no,
+                    product="cash_loan",
+                    columns=columns,
+                )
 
             def writes(u: UnitOfWork) -> None:
                 record_repayment(

@@ -10,7 +10,12 @@ Ledger postings (CNY ledger unless marked *limit*; the others are the borrower's
   *limit* line_in_use -> line_available;
 - installment fee: receivable_fees (buyer) or merchant_payable (merchant-subsidized) -> fee_income;
 - repayment: settlement_cash -> each receivable paid (interest and penalty to the product's
-  control accounts), the rest -> credit_balance; *limit* in_use -> available for principal.
+  control accounts), the rest -> credit_balance; *limit* in_use -> available for principal;
+- repayment on a charged-off line or loan (``recovery_step``): settlement_cash -> recoveries for
+  what was written off and not yet recovered (by group, in the terms' ``recovery_order``), the
+  rest -> credit_balance. The receivables stay at zero and ``charged_off_fen`` stays the gross
+  write-off (end-of-day reconciles it with write_off_expense's debits); the repayment's
+  allocation (``repayments`` and the product event's outcome) holds ``recovered_fen``.
 
 Statements, revolving and overdue interest are cut and accrued by the end-of-day run
 (``duowei.services.eod``); see ``duowei.products.subledger`` for the state and its day.
@@ -29,7 +34,7 @@ from duowei.errors import InvalidInput
 from duowei.ledger.chart import AccountCode, customer_accounts, platform_accounts
 from duowei.ledger.model import TransferFlags, TransferRequest
 from duowei.money import apply_rate, check_fen
-from duowei.products.allocation import Component, Due, allocate
+from duowei.products.allocation import Component, Due, allocate, allocate_recovery
 from duowei.products.credit_pay import convert_to_installments, statement_cycle
 from duowei.products.daycount import add_months
 from duowei.products.eod import EPOCH, NO_DAY, day_number, rate_nano
@@ -44,6 +49,7 @@ from duowei.services.product_store import (
     ProductService,
     Step,
     cust,
+    customer_of,
     insert_account,
     line_account_id,
     link,
@@ -178,6 +184,86 @@ def repayment_step(
         "amount_fen": amount_fen,
         "paid_fen": paid_by_column,
         "credit_balance_fen": allocation.credit_balance_fen,
+    }
+    return Step(new, transfers, detail)
+
+
+def written_off(uow: UnitOfWork, state: State, account_id: int, product: str) -> dict[str, int]:
+    """What end-of-day wrote off on the account, by group: principal and fees from its own
+    write-off transfers (``...:wo:<account>:p`` / ``:f`` on the borrower's accounts), interest
+    and penalties the rest of ``charged_off_fen`` (they were posted aggregated by bucket)."""
+    no = customer_of(account_id)
+    code = (
+        AccountCode.RECEIVABLE_PRINCIPAL
+        if product == "credit_pay"
+        else (AccountCode.INSTALLMENT_PRINCIPAL)
+    )
+    out = {}
+    for group, account, suffix in (
+        ("principal", cust(no, code), "p"),
+        ("fees", cust(no, AccountCode.RECEIVABLE_FEES), "f"),
+    ):
+        rows = uow.fetchall(
+            "SELECT id, amount_fen FROM transfers WHERE credit_account_id = ? AND code = ?",
+            (account, Code.CHARGE_OFF),
+        )
+        tail = f":wo:{account_id}:{suffix}"
+        out[group] = sum(int(a) for tid, a in rows if str(tid).endswith(tail))
+    out["interest"] = state["charged_off_fen"] - out["principal"] - out["fees"]
+    return out
+
+
+def recovered_before(uow: UnitOfWork, account_id: int) -> dict[str, int]:
+    """What earlier repayments on the account recovered, by group."""
+    import json
+
+    out: dict[str, int] = {}
+    for (allocation,) in uow.fetchall(
+        "SELECT allocation FROM repayments WHERE account_id = ?", (account_id,)
+    ):
+        for group, fen in json.loads(allocation).get("recovered_fen", {}).items():
+            out[group] = out.get(group, 0) + int(fen)
+    return out
+
+
+def recovery_step(
+    uow: UnitOfWork,
+    state: State,
+    *,
+    account_id: int,
+    amount_fen: int | None,
+    ref: str,
+    product: str,
+    order: Sequence[str],
+) -> Step:
+    """A payment on a charged-off account (see the module docstring); ``amount_fen=None`` pays
+    exactly what is still unrecovered (a payoff)."""
+    written = written_off(uow, state, account_id, product)
+    before = recovered_before(uow, account_id)
+    if amount_fen is None:
+        amount_fen = sum(max(0, written[g] - before.get(g, 0)) for g in written)
+    recovery = allocate_recovery(
+        payment_fen=amount_fen, written_off_fen=written, recovered_before_fen=before, order=order
+    )
+    no = customer_of(account_id)
+    new = dict(state)
+    new["credit_balance_fen"] += recovery.credit_balance_fen
+    cash = plat("settlement_cash")
+    transfers = [
+        transfer(f"{ref}.recovery", cash, plat("recoveries"), recovery.total_fen, Code.RECOVERY),
+        transfer(
+            f"{ref}.credit",
+            cash,
+            cust(no, AccountCode.CUSTOMER_CREDIT_BALANCE),
+            recovery.credit_balance_fen,
+            Code.CREDIT_BALANCE,
+        ),
+    ]
+    detail = {
+        "amount_fen": amount_fen,
+        "paid_fen": {},
+        "recovered_fen": recovery.recovered_fen,
+        "credit_balance_fen": recovery.credit_balance_fen,
     }
     return Step(new, transfers, detail)
 
@@ -905,14 +991,25 @@ class CreditPayService(ProductService):
         check_fen(amount_fen)
 
         def decide(uow: UnitOfWork, state: State) -> Step:
-            step = repayment_step(
-                state,
-                amount_fen=amount_fen,
-                today=self.clock.today(),
-                ref=ref,
-                customer_no=customer_no,
-                product="credit_pay",
-            )
+            if state["charged_off"]:
+                step = recovery_step(
+                    uow,
+                    state,
+                    account_id=line_account_id(customer_no),
+                    amount_fen=amount_fen,
+                    ref=ref,
+                    product="credit_pay",
+                    order=self.terms.delinquency.recovery_order,
+                )
+            else:
+                step = repayment_step(
+                    state,
+                    amount_fen=amount_fen,
+                    today=self.clock.today(),
+                    ref=ref,
+                    customer_no=customer_no,
+                    product="credit_pay",
+                )
 
             def writes(u: UnitOfWork) -> None:
                 record_repayment(

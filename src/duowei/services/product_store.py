@@ -79,6 +79,7 @@ class Code:
     EOD_INTEREST = 600
     EOD_PENALTY = 610
     CHARGE_OFF = 620
+    RECOVERY = 630  # a payment on a charged-off account: settlement_cash -> recoveries
 
 
 @dataclass(frozen=True, slots=True)
