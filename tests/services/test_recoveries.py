@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
+from tests.services.story import Story
+
 from duowei.db import Database
 from duowei.ledger.chart import AccountCode, customer_account_id
 from duowei.money import parse_amount as y
 from duowei.products.schedule import Method
 from duowei.services.credit_pay import written_off
 from duowei.services.product_store import ProductCatalog, line_account_id, plat
-from tests.services.story import Story
 
 START = date(2026, 3, 20)
 
