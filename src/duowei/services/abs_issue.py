@@ -13,7 +13,11 @@ within one entity's books):
 - *close_period*: collections on sold loans since the last period (from the product
   sub-ledger's repayments) are swept to the deal's collection account (principal: SPV
   receivable down, platform contra down; interest and penalties: the platform gives up the
-  income it booked, the SPV books it); charged-off sold loans are the SPV's losses; then the
+  income it booked, the SPV books it); charged-off sold loans are the SPV's losses; payments
+  on them after charge-off (recoveries, ``recovered_fen`` of a repayment) are the SPV's too
+  (platform: settlement_cash <- recoveries; SPV: collections <- credit_losses): recovered
+  principal is a principal collection that credits the PDL, recovered interest and fees an
+  interest collection; then the
   deal's waterfall runs on those actual collections and every payment is posted (the servicer
   fee is the platform's servicing income); while revolving, principal buys new eligible loans.
 - Triggers: every trigger of the deal file is evaluated at every close with the engine's
@@ -342,6 +346,8 @@ class PeriodFlows:
     """What the sold loans delivered in one period, loan by loan."""
 
     by_account: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    # Recoveries on charged-off loans: (principal, interest and fees) by account.
+    recovered: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def total(self, i: int) -> int:
         return sum(v[i] for v in self.by_account.values())
@@ -361,6 +367,15 @@ class PeriodFlows:
     @property
     def defaults_fen(self) -> int:
         return self.total(3)
+
+    @property
+    def recoveries_fen(self) -> int:
+        """Recovered principal (credits the PDL)."""
+        return sum(v[0] for v in self.recovered.values())
+
+    @property
+    def recovered_interest_fen(self) -> int:
+        return sum(v[1] for v in self.recovered.values())
 
 
 def retained_classes(model: DealModel) -> tuple[bool, ...]:
@@ -614,8 +629,15 @@ class AbsService:
             (deal_id, start, end),
         )
         flows: dict[int, list[int]] = {}
+        recovered: dict[int, tuple[int, int]] = {}
         for account_id, allocation in repaid:
-            paid = json.loads(allocation).get("paid_fen", {})
+            detail = json.loads(allocation)
+            rec = detail.get("recovered_fen", {})
+            if rec:
+                rp, ri = recovered.get(int(account_id), (0, 0))
+                principal = int(rec.get("principal", 0))
+                recovered[int(account_id)] = (rp + principal, ri + sum(rec.values()) - principal)
+            paid = detail.get("paid_fen", {})
             f = flows.setdefault(int(account_id), [0, 0, 0, 0])
             f[0] += sum(int(v) for k, v in paid.items() if "principal" in k)
             f[1] += sum(int(paid.get(k, 0)) for k in _INTEREST_COLUMNS)
@@ -632,7 +654,9 @@ class AbsService:
         # A loan never pays more principal than the SPV bought (a re-sold loan cannot appear).
         for account_id, f in flows.items():
             f[0] = min(f[0], owed.get(account_id, 0))
-        return PeriodFlows({a: (f[0], f[1], f[2], f[3]) for a, f in flows.items() if any(f)})
+        return PeriodFlows(
+            {a: (f[0], f[1], f[2], f[3]) for a, f in flows.items() if any(f)}, recovered
+        )
 
     def close_period(self, deal_id: str, *, period_end: date) -> Outcome:
         """Sweep the period's collections, run the waterfall on them, post every payment, buy
@@ -885,9 +909,16 @@ class AbsService:
         )
         inputs = PeriodInputs(
             period=period,
-            interest_collections_fen=flows.interest_fen + flows.penalty_fen + called[1],
-            principal_collections_fen=flows.principal_fen + state.carried_cash_fen + called[0],
+            interest_collections_fen=flows.interest_fen
+            + flows.penalty_fen
+            + flows.recovered_interest_fen
+            + called[1],
+            principal_collections_fen=flows.principal_fen
+            + flows.recoveries_fen
+            + state.carried_cash_fen
+            + called[0],
             defaults_fen=flows.defaults_fen,
+            recoveries_fen=flows.recoveries_fen,
             pool_begin_fen=state.pool_fen,
             pool_end_fen=0 if call else pool_end,
             index_rate=index_path[min(period, len(index_path)) - 1],
@@ -916,6 +947,7 @@ class AbsService:
             flows.penalty_fen,
             flows.defaults_fen,
         )
+        r = flows.recoveries_fen + flows.recovered_interest_fen
         ts = [
             _tr(f"{tid}.sweep.p", plat("receivables_sold"), cash, p, FundingCode.ABS_SWEEP),
             _tr(f"{tid}.sweep.p.spv", coll, spv("receivable_principal"), p, FundingCode.ABS_SWEEP),
@@ -926,6 +958,8 @@ class AbsService:
                 FundingCode.ABS_DEFAULT),
             _tr(f"{tid}.default.spv", spv("credit_losses"), spv("receivable_principal"), d,
                 FundingCode.ABS_DEFAULT),
+            _tr(f"{tid}.recovery", plat("recoveries"), cash, r, FundingCode.ABS_SWEEP),
+            _tr(f"{tid}.recovery.spv", coll, spv("credit_losses"), r, FundingCode.ABS_SWEEP),
         ]  # fmt: skip
         if call is not None:
             ts += _call_transfers(deal, tid, call)
@@ -1034,6 +1068,8 @@ class AbsService:
                 "interest_fen": flows.interest_fen,
                 "penalty_fen": flows.penalty_fen,
                 "defaults_fen": flows.defaults_fen,
+                "recoveries_fen": flows.recoveries_fen,
+                "recovered_interest_fen": flows.recovered_interest_fen,
                 "loans_paying": sum(1 for v in flows.by_account.values() if v[0] or v[1]),
             },
             "pool": {"begin_fen": state.pool_fen, "end_fen": pool_end,
