@@ -12,7 +12,9 @@ before every funding action. One database transaction per use case.
 - Joint lending: the loan's disbursement (the cash-loan service's draw) and the partners'
   funding of their shares post in the same transaction (``FundingService.joint_draw``); a
   daily settlement (``settle_joint``) pays partners their shares of collections less the
-  servicing fee and charges them their shares of charge-offs; ``reconcile_joint`` checks per
+  servicing fee and charges them their shares of charge-offs; a recovery (a payment on the
+  charged-off loan, its ``recovered_fen``) is split by the contract shares and each partner's
+  part paid out of ``recoveries`` (where the product booked it); ``reconcile_joint`` checks per
   partner that funded - repaid principal - losses = outstanding share = the balance of the
   partner's own payable account (``ledger.chart.joint_partner_account_id``), to the fen.
 """
@@ -73,6 +75,7 @@ class FundingCode:
     JOINT_SERVICING = 713
     JOINT_LOSS = 714
     JOINT_MOVE = 715  # a partner's part of the shared payable moved to its own account (0011)
+    JOINT_RECOVERY = 716  # a partner's share of a recovery after charge-off: recoveries -> cash
     ABS_NOTES = 720
     ABS_RETAINED = 721
     ABS_RESERVE = 722
@@ -564,7 +567,19 @@ def joint_events(
         loan = loans.get(str(loan_id))
         if loan is None:
             continue  # a joint loan drawn before its terms were recorded (revision 0009)
-        principal, interest, fees = _split_collection(str(kind), json.loads(outcome))
+        detail = json.loads(outcome)
+        recovered = sum(int(v) for v in detail.get("recovered_fen", {}).values())
+        if recovered:
+            # After charge-off: the partners' principal was written off (their loss), so a
+            # recovery is split by the contract shares, not as principal repaid; it is kept in
+            # joint_settlements as a collection whose interest_fen is the recovery share (the
+            # table's kinds are collection and loss), no servicing fee.
+            shares = tuple(
+                FunderShare(name, 0, part, 0) for name, part in split_fen(loan.terms, recovered)
+            )
+            out.append((f"{kind}:{ref}", loan.loan_id, "recovery", shares))
+            continue
+        principal, interest, fees = _split_collection(str(kind), detail)
         so_far = repaid.setdefault(loan.loan_id, {})
         shares = collection_shares(
             loan.terms,
@@ -629,21 +644,26 @@ def settlement_transfers(
     interest and fees less the servicing fee: funding_cost -> settlement_cash;
     the servicing fee kept: funding_cost -> servicing_fee_income;
     loss borne: the partner's funding_payable -> write_off_transferred (end-of-day charged the
-    whole loan to write_off_expense, which must stay equal to the sub-ledger's charge-offs).
+    whole loan to write_off_expense, which must stay equal to the sub-ledger's charge-offs);
+    recovery share: recoveries -> settlement_cash (the product booked the whole recovery to
+    recoveries; the partner's share is passed on).
     """
     totals: dict[str, list[int]] = {}
-    for _ref, _loan, _kind, shares in events:
+    for _ref, _loan, kind, shares in events:
         for s in shares:
             if s.funder == PLATFORM:
                 continue
-            t = totals.setdefault(s.funder, [0, 0, 0, 0])
+            t = totals.setdefault(s.funder, [0, 0, 0, 0, 0])
+            if kind == "recovery":
+                t[4] += s.interest_fen
+                continue
             t[0] += s.principal_fen
             t[1] += s.interest_fen + s.fees_fen - s.servicing_fee_fen
             t[2] += s.servicing_fee_fen
             t[3] += s.loss_fen
     cash, cost = plat("settlement_cash"), plat("funding_cost")
     out = []
-    for funder, (principal, net, fee, loss) in sorted(totals.items()):
+    for funder, (principal, net, fee, loss, recovery) in sorted(totals.items()):
         tid = f"jl:{run_no}:{_partner_key(funder)}"
         payable = partner_payable(partner_nos[funder])
         legs = (
@@ -651,6 +671,7 @@ def settlement_transfers(
             (".i", cost, cash, net, FundingCode.JOINT_INTEREST),
             (".s", cost, plat("servicing_fee_income"), fee, FundingCode.JOINT_SERVICING),
             (".l", payable, plat("write_off_transferred"), loss, FundingCode.JOINT_LOSS),
+            (".r", plat("recoveries"), cash, recovery, FundingCode.JOINT_RECOVERY),
         )
         out += [_tr(tid + sfx, d, c, a, code) for sfx, d, c, a, code in legs if a]
     return out
@@ -720,7 +741,8 @@ def settle_joint_loans(uow: UnitOfWork, ledger: Ledger, *, on: date, ref: str) -
                 "INSERT INTO joint_settlements (event_ref, funder, run_no, loan_id, kind, "
                 "business_date, principal_fen, interest_fen, fees_fen, servicing_fee_fen, "
                 "loss_fen) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (event_ref, s.funder, run_no, loan_id, kind, on, s.principal_fen,
+                (event_ref, s.funder, run_no, loan_id,
+                 "collection" if kind == "recovery" else kind, on, s.principal_fen,
                  s.interest_fen, s.fees_fen, s.servicing_fee_fen, s.loss_fen),
             )  # fmt: skip
             if s.funder != PLATFORM:
