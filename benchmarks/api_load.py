@@ -134,7 +134,7 @@ class Client:
     async def _connection(self) -> HttpConnection:
         while self.idle:
             conn = self.idle.pop()
-            if not conn.closed:
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
                 return conn
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_connection(HttpConnection, HOST, self.port)
@@ -196,7 +196,7 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable, "-m", "uvicorn", "duowei.api.server:app", "--factory", "--host", HOST,
         "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http",
-        "httptools", "--log-level", "warning", "--no-access-log",
+        "httptools", "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "120",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env)
     deadline = time.monotonic() + STARTUP_S_MAX
@@ -245,7 +245,7 @@ async def open_loop(
                 label = str(status)
                 if status in (200, 201) and req[3] is not None:
                     label += "" if json.loads(body).get("ok") else ":refused"
-            except (OSError, ValueError, TimeoutError) as exc:
+            except (OSError, ValueError, TimeoutError, RuntimeError) as exc:  # Runtime: closed
                 label = type(exc).__name__
         latencies.append((time.perf_counter() - at) * 1000)
         codes[label] = codes.get(label, 0) + 1
