@@ -182,19 +182,22 @@ def _admin(url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
 
 
+_CREATED_SCHEMAS: list[str] = []
+
+
 def fresh_pg_schema(url: str) -> str:
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    schema = f"bench_ledger_{uuid.uuid4().hex[:10]}"
     with _admin(url) as c:
         c.execute(f"CREATE SCHEMA {schema}")
+    _CREATED_SCHEMAS.append(schema)
     return f"{url}?options=-csearch_path%3D{schema}"
 
 
 def drop_bench_schemas(url: str) -> None:
+    """Drop the schemas this run created (only those: other benchmarks may be running)."""
     with _admin(url) as c:
-        for (name,) in c.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%'"
-        ).fetchall():
-            c.execute(f"DROP SCHEMA {name} CASCADE")
+        while _CREATED_SCHEMAS:
+            c.execute(f"DROP SCHEMA IF EXISTS {_CREATED_SCHEMAS.pop()} CASCADE")
 
 
 def main() -> None:

@@ -111,6 +111,18 @@ def test_holds_expire_by_the_injected_clock(svc: LedgerService, clock: FixedCloc
     assert svc.expire_pending() == []
 
 
+def test_a_hold_with_the_longest_id_still_expires(svc: LedgerService, clock: FixedClock) -> None:
+    # "sys:expire:" + an 80-character id is over the id limit: the sweep hashes such ids.
+    long_id = "h" * 80
+    svc.create_transfers([t(long_id, LINE, USED, 50_000, flags=PENDING, timeout_s=60)])
+    clock.advance(timedelta(seconds=60))
+    (expired,) = svc.expire_pending()
+    assert expired.ok, expired
+    assert expired.id.startswith("sys:expire:h:") and len(expired.id) <= 80
+    assert balances(svc, LINE) == (0, 0, 0, 100_000)
+    assert svc.expire_pending() == []
+
+
 def test_linked_transfers_succeed_or_fail_together(svc: LedgerService, db: Database) -> None:
     size = log_size(db)
     results = svc.create_transfers(

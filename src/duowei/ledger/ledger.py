@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import gc
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -25,6 +26,7 @@ from duowei.ledger.model import (
     CODE_MAX,
     NAME_PATTERN,
     SYSTEM_ID_PREFIX,
+    TRANSFER_ID_LENGTH_MAX,
     USER_DATA_LENGTH_MAX,
     Account,
     AccountFlags,
@@ -87,6 +89,20 @@ def _validate_account(spec: AccountSpec) -> AccountResult | None:
     ):
         return bad(AccountResultCode.USER_DATA_INVALID, "user_data must be short printable text")
     return None
+
+
+def expiry_id(pending_id: str) -> str:
+    """The id of the sweep's EXPIRE transfer for a hold: ``sys:expire:<hold id>``.
+
+    A hold id over 69 characters would make that longer than a transfer id may be (80), and the
+    hold could never expire; such holds get ``sys:expire:h:`` and 40 hex digits of the SHA-256
+    of their id instead (still deterministic, so a retried sweep replays).
+    """
+    plain = f"{SYSTEM_ID_PREFIX}expire:{pending_id}"
+    if len(plain) <= TRANSFER_ID_LENGTH_MAX:
+        return plain
+    digest = hashlib.sha256(pending_id.encode()).hexdigest()[:40]
+    return f"{SYSTEM_ID_PREFIX}expire:h:{digest}"
 
 
 class Ledger:
@@ -221,7 +237,7 @@ class Ledger:
         )
         requests = [
             TransferRequest(
-                id=f"{SYSTEM_ID_PREFIX}expire:{pid}",
+                id=expiry_id(pid),
                 debit_account_id=0,
                 credit_account_id=0,
                 amount_fen=0,

@@ -21,6 +21,7 @@ USER_DATA_LENGTH_MAX: Final = 256
 CODE_MAX: Final = 65_535
 ACCOUNT_ID_MAX: Final = 2**63 - 1
 # Transfer ids are the client's idempotency keys: short, printable, unambiguous.
+TRANSFER_ID_LENGTH_MAX: Final = 80
 TRANSFER_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,79}$")
 NAME_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9._:\-]{0,127}$")
 # Ids starting with this prefix are written only by the ledger itself (hold expiry).
