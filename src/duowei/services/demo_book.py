@@ -31,7 +31,7 @@ import numpy as np
 from duowei.audit.checkpoint import NoteSigner
 from duowei.audit.log import DbEventRecorder
 from duowei.clock import BUSINESS_TZ, FixedClock, to_micros
-from duowei.db import Database
+from duowei.db import Database, UnitOfWork
 from duowei.ledger.chart import CUSTOMER_ID_STRIDE, AccountCode
 from duowei.privacy.crypto import Keyring
 from duowei.privacy.store import PersonStore
@@ -291,7 +291,7 @@ def _event(run: BookRun, *, eid: str, kind: EventKind, a: Applicant, amount_fen:
     )
 
 
-def shop(run: BookRun, a: Applicant, k: int, in_use_fen: int) -> None:
+def shop(run: BookRun, uow: UnitOfWork, a: Applicant, k: int, in_use_fen: int) -> None:
     """One checkout: guard, authorize, then capture (or the merchant voids it)."""
     b = run.bookings[a.customer_no]
     amount = purchase_amount_fen(run.rng, limit_fen=b.limit_fen)
@@ -303,26 +303,28 @@ def shop(run: BookRun, a: Applicant, k: int, in_use_fen: int) -> None:
     if not _check(run, event):
         return
     out = run.cp.authorize(
-        customer_no=a.customer_no, auth_id=auth, amount_fen=amount, merchant=MERCHANTS[m]
+        customer_no=a.customer_no, auth_id=auth, amount_fen=amount, merchant=MERCHANTS[m], uow=uow
     )
     if not out.ok:
         run.counts[f"authorization_refused_{out.reason}"] += 1
         return
     if run.rng.random() < VOID_SHARE:
         run.counts[
-            "voided" if run.cp.void(auth_id=auth, ref=f"{auth}.v").ok else "void_failed"
+            "voided" if run.cp.void(auth_id=auth, ref=f"{auth}.v", uow=uow).ok else "void_failed"
         ] += 1
         return
-    if run.cp.capture(auth_id=auth, ref=f"{auth}.c").ok:
+    if run.cp.capture(auth_id=auth, ref=f"{auth}.c", uow=uow).ok:
         run.counts["purchases"] += 1
         run.flows_fen["purchases"] += amount
         if run.rng.random() < INSTALLMENT_SHARE:
             periods = int(run.rng.choice(np.array(INSTALLMENT_PERIODS)))
-            conv = run.cp.convert_purchase(auth_id=auth, periods=periods, ref=f"{auth}.i")
+            conv = run.cp.convert_purchase(auth_id=auth, periods=periods, ref=f"{auth}.i", uow=uow)
             run.counts["installment_plans" if conv.ok else f"plan_{conv.reason}"] += 1
 
 
-def draw_loan(run: BookRun, a: Applicant, available_fen: int, in_use_fen: int) -> None:
+def draw_loan(
+    run: BookRun, uow: UnitOfWork, a: Applicant, available_fen: int, in_use_fen: int
+) -> None:
     b = run.bookings[a.customer_no]
     principal = min(a.loan_principal_fen, available_fen // 10_000 * 10_000)
     if principal < 10_000:
@@ -340,6 +342,7 @@ def draw_loan(run: BookRun, a: Applicant, available_fen: int, in_use_fen: int) -
         term_months=a.loan_term_months,
         method=Method.EQUAL_INSTALLMENT,
         grade=b.grade[0],
+        uow=uow,
     )
     run.counts["cash_loans" if out.ok else f"draw_refused_{out.reason}"] += 1
     if out.ok:
@@ -367,23 +370,26 @@ def line_usage(run: BookRun) -> dict[int, tuple[int, int]]:
 
 
 def trade(run: BookRun, on: date) -> None:
-    """The day's checkouts and draws by borrowers who are still paying."""
+    """The day's checkouts and draws by borrowers who are still paying.
+
+    The simulator is one batch client: the day's use cases share one transaction (each still
+    all-or-nothing by itself: a refused one leaves nothing of its own), which saves a commit
+    per checkout step and keeps the default demo within its time budget."""
     usage = line_usage(run)
-    for no in sorted(run.bookings):
-        a = run.by_no[no]
-        if not is_paying(run, a, on):
-            continue
-        available, in_use = usage.get(no, (0, 0))
-        days = (on - run.bookings[no].booked_on).days
-        if a.loan_after_days == days and no not in run.loans:
-            draw_loan(run, a, available, in_use)
-        for k in range(int(run.rng.poisson(a.purchases_per_month / 30.0))):
-            shop(run, a, k, in_use)
-    if run.verdicts:
-        with run.db.transaction() as uow:
-            for event, verdict in run.verdicts:
-                risk_store.record_decision(uow, event, verdict, run.clock)
-        run.verdicts.clear()
+    with run.db.transaction() as uow:
+        for no in sorted(run.bookings):
+            a = run.by_no[no]
+            if not is_paying(run, a, on):
+                continue
+            available, in_use = usage.get(no, (0, 0))
+            days = (on - run.bookings[no].booked_on).days
+            if a.loan_after_days == days and no not in run.loans:
+                draw_loan(run, uow, a, available, in_use)
+            for k in range(int(run.rng.poisson(a.purchases_per_month / 30.0))):
+                shop(run, uow, a, k, in_use)
+        for event, verdict in run.verdicts:
+            risk_store.record_decision(uow, event, verdict, run.clock)
+    run.verdicts.clear()
 
 
 # ----------------------------------------------------------------------------- repayments
@@ -413,7 +419,15 @@ def _amount_due(run: BookRun, a: Applicant, row: dict[str, Any], today: int) -> 
 
 def repay(run: BookRun, on: date) -> None:
     today = day_number(on)
-    for row in _owed_rows(run):
+    rows = _owed_rows(run)
+    with run.db.transaction() as uow:  # one transaction for the day's payments, as in trade()
+        _repay_rows(run, uow, on, today, rows)
+
+
+def _repay_rows(
+    run: BookRun, uow: UnitOfWork, on: date, today: int, rows: list[dict[str, Any]]
+) -> None:
+    for row in rows:
         a = run.by_no[int(row["customer_no"])]
         if not is_paying(run, a, on):
             continue
@@ -422,9 +436,11 @@ def repay(run: BookRun, on: date) -> None:
             continue
         ref = f"pay.{row['id']}.{on:%Y%m%d}"
         if row["kind"] == "cash_loan":
-            out = run.cl.repay(loan_id=run.loans[a.customer_no], amount_fen=amount, ref=ref)
+            out = run.cl.repay(
+                loan_id=run.loans[a.customer_no], amount_fen=amount, ref=ref, uow=uow
+            )
         else:
-            out = run.cp.repay(customer_no=a.customer_no, amount_fen=amount, ref=ref)
+            out = run.cp.repay(customer_no=a.customer_no, amount_fen=amount, ref=ref, uow=uow)
         run.counts["repayments" if out.ok else f"repayment_{out.reason}"] += 1
         if out.ok:
             run.flows_fen["repaid"] += amount
