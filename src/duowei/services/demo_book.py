@@ -240,23 +240,29 @@ def underwrite(run: BookRun, todays: list[Applicant]) -> list[Applicant]:
 
 
 def open_lines(run: BookRun, approved: list[Applicant]) -> None:
+    if not approved:
+        return
     product_max = run.catalog.credit_pay.credit_limit_fen_max
-    for a in approved:
-        d = run.decisions[a.customer_no]
-        limit = min(d.limit_fen, product_max)
-        out = run.cp.open_line(
-            customer_no=a.customer_no, credit_limit_fen=limit, ref=f"open.{a.customer_no}"
-        )
-        run.counts["lines_opened" if out.ok else f"line_refused_{out.reason}"] += 1
-        if out.ok:
-            run.bookings[a.customer_no] = Booking(
-                a.customer_no,
-                run.clock.today(),
-                limit,
-                str(d.grade),
-                float(d.pd or 0),
-                str(d.apr),
+    with run.db.transaction() as uow:  # the day's openings share one transaction, as in trade()
+        for a in approved:
+            d = run.decisions[a.customer_no]
+            limit = min(d.limit_fen, product_max)
+            out = run.cp.open_line(
+                customer_no=a.customer_no,
+                credit_limit_fen=limit,
+                ref=f"open.{a.customer_no}",
+                uow=uow,
             )
+            run.counts["lines_opened" if out.ok else f"line_refused_{out.reason}"] += 1
+            if out.ok:
+                run.bookings[a.customer_no] = Booking(
+                    a.customer_no,
+                    run.clock.today(),
+                    limit,
+                    str(d.grade),
+                    float(d.pd or 0),
+                    str(d.apr),
+                )
 
 
 # ----------------------------------------------------------------------------- the day's trade
