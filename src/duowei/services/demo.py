@@ -30,7 +30,7 @@ from duowei.clock import BUSINESS_TZ, FixedClock
 from duowei.config import DEFAULT_LOG_ORIGIN
 from duowei.db import open_database
 from duowei.errors import InvalidInput
-from duowei.money import format_amount
+from duowei.money import format_amount_grouped
 from duowei.portfolio.stress import load_library
 from duowei.privacy.crypto import Keyring, save_keyring
 from duowei.realtime.guard import RealtimeGuard
@@ -118,8 +118,8 @@ class DemoResult:
             ("end-of-day runs", f"{s.get('eod_days', 0)}"),
             ("every end-of-day reconciled", str(s.get("eod_reconciled"))),
             ("loss allowance at the end (yuan)",
-             format_amount((s.get("provisions_fen") or [0])[-1])),
-            ("ABS pool (yuan)", format_amount(s.get("abs", {}).get("pool_fen", 0))),
+             format_amount_grouped((s.get("provisions_fen") or [0])[-1])),
+            ("ABS pool (yuan)", format_amount_grouped(s.get("abs", {}).get("pool_fen", 0))),
             ("statistics reconciled", str(s.get("statistics_reconciled"))),
             ("audit leaves verified", f"{s.get('audit', {}).get('verified_leaves', 0):,}"),
         ]  # fmt: skip
