@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
@@ -43,6 +43,23 @@ feasibility_app = typer.Typer(
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+class _Outcome(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def detail(self) -> dict[str, Any]: ...
+
+
+def _echo_outcome(outcome: _Outcome, **extra: Any) -> None:
+    """A use case's outcome as JSON (money in fen); exit 1 when it was refused."""
+    doc = {"ok": outcome.ok, "reason": outcome.reason, **extra, **outcome.detail}
+    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    if not outcome.ok:
+        raise typer.Exit(code=1)
 
 
 @app.command("run")
@@ -223,10 +240,7 @@ def abs_issue(
     except DuoweiError as exc:
         _fail(str(exc))
         return
-    doc = {"ok": outcome.ok, "reason": outcome.reason, **outcome.detail}
-    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
-    if not outcome.ok:
-        raise typer.Exit(code=1)
+    _echo_outcome(outcome)
 
 
 @app.command("export-tape")
@@ -278,9 +292,7 @@ def abs_close_period(
     except DuoweiError as exc:
         _fail(str(exc))
         return
-    typer.echo(json.dumps({"ok": outcome.ok, "reason": outcome.reason, **outcome.detail}))
-    if not outcome.ok:
-        raise typer.Exit(code=1)
+    _echo_outcome(outcome)
 
 
 @app.command("report")
@@ -313,9 +325,7 @@ def abs_servicer_event(
     except DuoweiError as exc:
         _fail(str(exc))
         return
-    typer.echo(json.dumps({"ok": outcome.ok, "reason": outcome.reason, **outcome.detail}))
-    if not outcome.ok:
-        raise typer.Exit(code=1)
+    _echo_outcome(outcome)
 
 
 @app.command("triggers")
@@ -359,11 +369,7 @@ def funding_settle_joint(
     except DuoweiError as exc:
         _fail(str(exc))
         return
-    doc = {"ok": outcome.ok, "reason": outcome.reason, "ref": outcome.ref,
-           "replayed": outcome.replayed, **outcome.detail}  # fmt: skip
-    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
-    if not outcome.ok:
-        raise typer.Exit(code=1)
+    _echo_outcome(outcome, ref=outcome.ref, replayed=outcome.replayed)
 
 
 @funding_app.command("reconcile-joint")
