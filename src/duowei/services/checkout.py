@@ -53,7 +53,7 @@ so an error reaches only its own caller.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -258,22 +258,17 @@ class CheckoutService:
         state = load_state(uow, line_account_id(p.customer_no))
         if state is None or not state["credit_limit_fen"]:
             return CheckoutResult(_refused(p.auth_id, "no_credit_line"))
-        earlier = risk_store.find_decisions(uow, [p.auth_id]).get(p.auth_id)
-        if earlier is not None:
-            refused = _earlier_refusal(
-                earlier, p.auth_id, p.customer_no, EventKind.PURCHASE, p.amount_fen
-            )
-            if refused is not None:
-                return refused
-            action, reasons = earlier.action.label, earlier.reasons
-        else:
-            event = purchase_event(p, state, to_micros(self.clock.now()))
-            verdict = self.guard.evaluate(event)
-            # The verdict is kept whatever follows: the analysts' statistics need declines.
-            risk_store.record_decision(uow, event, verdict, self.clock)
-            action, reasons = verdict.action.label, verdict.reasons
-            if not verdict.approved:
-                return CheckoutResult(_refused(p.auth_id, f"risk_{action}"), action, reasons)
+        checked = self._verdict(
+            uow,
+            p.auth_id,
+            p.customer_no,
+            EventKind.PURCHASE,
+            p.amount_fen,
+            lambda: purchase_event(p, state, to_micros(self.clock.now())),
+        )
+        if isinstance(checked, CheckoutResult):
+            return checked
+        action, reasons = checked
         outcome = self.credit_pay.authorize(
             customer_no=p.customer_no,
             auth_id=p.auth_id,
@@ -282,6 +277,33 @@ class CheckoutService:
             uow=uow,
         )
         return CheckoutResult(outcome, action, reasons)
+
+    def _verdict(
+        self,
+        uow: UnitOfWork,
+        ref: str,
+        customer_no: int,
+        kind: EventKind,
+        amount_fen: int,
+        make_event: Callable[[], RiskEvent],
+    ) -> tuple[str, tuple[str, ...]] | CheckoutResult:
+        """The guard's (action, reasons) for ``ref``, or the refusal to return.
+
+        A retry reuses the recorded verdict (never evaluated again); a first try is evaluated
+        and its verdict kept whatever follows: the analysts' statistics need declines."""
+        earlier = risk_store.find_decisions(uow, [ref]).get(ref)
+        if earlier is not None:
+            refused = _earlier_refusal(earlier, ref, customer_no, kind, amount_fen)
+            if refused is not None:
+                return refused
+            return earlier.action.label, earlier.reasons
+        event = make_event()
+        verdict = self.guard.evaluate(event)
+        risk_store.record_decision(uow, event, verdict, self.clock)
+        action, reasons = verdict.action.label, verdict.reasons
+        if not verdict.approved:
+            return CheckoutResult(_refused(ref, f"risk_{action}"), action, reasons)
+        return action, reasons
 
     # ------------------------------------------------------------------ cash-loan draws
 
@@ -296,16 +318,13 @@ class CheckoutService:
         state = load_state(uow, line_account_id(d.customer_no))  # locked, as for a purchase
         if state is None or not state["credit_limit_fen"]:
             return CheckoutResult(_refused(d.loan_id, "no_credit_line"))
-        earlier = risk_store.find_decisions(uow, [d.loan_id]).get(d.loan_id)
-        if earlier is not None:
-            refused = _earlier_refusal(
-                earlier, d.loan_id, d.customer_no, EventKind.DRAW, d.principal_fen
-            )
-            if refused is not None:
-                return refused
-            action, reasons = earlier.action.label, earlier.reasons
-        else:
-            event = _event(
+        checked = self._verdict(
+            uow,
+            d.loan_id,
+            d.customer_no,
+            EventKind.DRAW,
+            d.principal_fen,
+            lambda: _event(
                 event_id=d.loan_id,
                 kind=EventKind.DRAW,
                 customer_no=d.customer_no,
@@ -316,12 +335,11 @@ class CheckoutService:
                 latitude=d.latitude,
                 longitude=d.longitude,
                 limit_increased_at_us=last_increase_us(uow, d.customer_no),
-            )
-            verdict = self.guard.evaluate(event)
-            risk_store.record_decision(uow, event, verdict, self.clock)
-            action, reasons = verdict.action.label, verdict.reasons
-            if not verdict.approved:
-                return CheckoutResult(_refused(d.loan_id, f"risk_{action}"), action, reasons)
+            ),
+        )
+        if isinstance(checked, CheckoutResult):
+            return checked
+        action, reasons = checked
         outcome = self.cash_loan.draw(
             customer_no=d.customer_no,
             loan_id=d.loan_id,
