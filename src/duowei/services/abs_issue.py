@@ -123,6 +123,17 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
+def remaining_installments(uow: UnitOfWork, today: int) -> dict[str, int]:
+    """Active cash loan id -> installments of its current schedule due after day ``today``."""
+    rows = uow.fetchall(
+        "SELECT s.owner_id, COUNT(*) FROM schedule_rows s JOIN cash_loans c "
+        "ON c.loan_id = s.owner_id AND c.schedule_version = s.version "
+        "WHERE s.bill_day > ? AND c.status = 'active' GROUP BY s.owner_id",
+        (today,),
+    )
+    return {str(loan_id): int(n) for loan_id, n in rows}
+
+
 def load_candidates(
     uow: UnitOfWork, *, as_of: date, terms: CashLoanTerms, regions: Mapping[int, int]
 ) -> list[dict[str, Any]]:
@@ -130,14 +141,7 @@ def load_candidates(
     of ``as_of``."""
     grade_of = {str(Decimal(r)): g for g, r in terms.daily_rate_by_grade.items()}
     today = day_number(as_of)
-    remaining = dict(
-        uow.fetchall(
-            "SELECT s.owner_id, COUNT(*) FROM schedule_rows s JOIN cash_loans c "
-            "ON c.loan_id = s.owner_id AND c.schedule_version = s.version "
-            "WHERE s.bill_day > ? AND c.status = 'active' GROUP BY s.owner_id",
-            (today,),
-        )
-    )
+    remaining = remaining_installments(uow, today)
     rows = uow.fetchall(
         "SELECT p.id, p.customer_no, p.principal_fen + p.due_principal_fen "
         "+ p.overdue_principal_fen, p.days_past_due, c.loan_id, c.daily_rate, c.drawn_on "

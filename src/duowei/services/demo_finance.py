@@ -33,6 +33,7 @@ from duowei.funding.pool import LoanTape, PoolLines, select_eligible
 from duowei.funding.results import TrancheMetrics, tranche_metrics
 from duowei.funding.waterfall import LiquiditySpec, Tranche
 from duowei.products.eod import day_number
+from duowei.services.abs_issue import remaining_installments
 from duowei.services.demo_book import BookRun, MonthSnapshot
 
 DEAL_FILE: Final = Path(__file__).with_name("demo_deal.yaml")
@@ -60,14 +61,7 @@ def cash_loan_tape(uow: UnitOfWork, as_of: date) -> LoanTape:
     """Active cash loans as a loan tape: balance = principal still owed, remaining installments
     from the schedule, seasoning in whole months, region from the borrower's number."""
     today = day_number(as_of)
-    remaining = dict(
-        uow.fetchall(
-            "SELECT s.owner_id, COUNT(*) FROM schedule_rows s JOIN cash_loans c "
-            "ON c.loan_id = s.owner_id AND c.schedule_version = s.version "
-            "WHERE s.bill_day > ? AND c.status = 'active' GROUP BY s.owner_id",
-            (today,),
-        )
-    )
+    remaining = remaining_installments(uow, today)
     rows = uow.fetchall(
         "SELECT p.id, p.customer_no, p.principal_fen + p.due_principal_fen "
         "+ p.overdue_principal_fen, p.days_past_due, c.loan_id, c.daily_rate, c.drawn_on "
