@@ -106,3 +106,32 @@ def test_an_open_chain_cannot_run_into_another_callers_transfers(
         (after,), _ = committer.submit([TransferRequest("after", 1, 2, 5, CNY, 1)])
     assert open_chain.code is ResultCode.LINKED_EVENT_CHAIN_OPEN
     assert after.ok
+
+
+class _Transfers:
+    """A minimal ``GroupWork``: each item is a transfer id; its answer is the result code, and
+    an id starting with "bad" makes ``finish`` fail."""
+
+    transfers_max = 1
+
+    def prepare(self, uow: UnitOfWork, items: Any) -> list[Any]:
+        return [[TransferRequest(tid, 1, 2, 7, CNY, 1)] for tid in items]
+
+    def finish(self, uow: UnitOfWork, items: Any, results: Any) -> list[Any]:
+        if any(tid.startswith("bad") for tid in items):
+            raise RuntimeError("finish failed")
+        return [res[0].code for res in results]
+
+
+@pytest.mark.usefixtures("accounts")
+def test_enqueued_work_resolves_a_future_without_a_waiting_thread(
+    db: Database, clock: FixedClock
+) -> None:
+    handler = _Transfers()
+    with GroupCommitter(db, clock, max_wait_s=0.02) as committer:
+        futures = {tid: committer.enqueue_work(handler, tid) for tid in ("w1", "w2", "bad1")}
+        answers = {tid: f.exception() or f.result() for tid, f in futures.items()}
+    assert answers["w1"] == answers["w2"] == ResultCode.OK
+    assert isinstance(answers["bad1"], RuntimeError)
+    svc = LedgerService(db, clock)
+    assert {t.id for t in svc.lookup_transfers(["w1", "w2", "bad1"])} == {"w1", "w2"}
