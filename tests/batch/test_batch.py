@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -160,3 +162,35 @@ def test_cli_runs_a_range_and_lists_what_it_recorded(
     assert text.exit_code == 0 and "2026-01-05  eod" in text.output
     bad = runner.invoke(get_app(), ["batch", "run", "--date", "31/01/2026", "--db", db_url])
     assert bad.exit_code == 1 and "is not YYYY-MM-DD" in bad.output
+
+
+def test_a_second_batch_process_is_refused_and_a_killed_one_leaves_no_lock(
+    db_url: str, db: Database, tmp_path: Path
+) -> None:
+    book = make_book(db, tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_THE_LOCK, db_url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        before = _count(db, "batch_runs")
+        with pytest.raises(batch.BatchBusy, match="another batch process is running"):
+            run_day(book.config(), START, clock=book.story.clock)
+        with pytest.raises(batch.BatchBusy):
+            run_days(book.config(), START, START + timedelta(days=1), clock=book.story.clock)
+        assert _count(db, "batch_runs") == before  # refused before anything was recorded
+    finally:
+        holder.kill()  # SIGKILL: no chance to release anything itself
+        holder.wait()
+    day = run_day(book.config(), START, clock=book.story.clock)
+    assert [j.status for j in day.jobs] == ["done"] * len(DAILY_JOBS)
+
+
+_HOLD_THE_LOCK = """
+import sys, time
+from duowei.db import open_database
+from duowei.services.batch import batch_lock
+with batch_lock(open_database(sys.argv[1], migrate=False)):
+    print("held", flush=True)
+    time.sleep(600)
+"""

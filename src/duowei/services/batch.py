@@ -24,7 +24,13 @@ Every job is idempotent by itself too: the end-of-day, provisioning and the sett
 safely, and the bucket history, the statistics and the credit-bureau batch commit in the same
 transaction as their ``done`` row (report files are written before that commit: a rerun after a
 failed commit writes them again). A day starts only when every job of the days before it is done
-or skipped. One batch process runs at a time.
+or skipped.
+
+One batch process runs at a time per database (``batch_lock``): a second one is refused at once
+with ``BatchBusy``, rather than racing the first through the same jobs. The lock is one the
+operating system or the server drops when its holder dies (an advisory lock on PostgreSQL, held
+by a session; ``flock`` on a file beside the SQLite database), so a killed batch never leaves a
+stale lock behind, and the rerun resumes from ``batch_runs``.
 
 ``run_days(config, start, through)`` runs every day from ``start`` to ``through``, stopping at
 the first failure. ``batch_status`` lists the recorded jobs.
@@ -32,8 +38,11 @@ the first failure. ``batch_status`` lists the recorded jobs.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -130,6 +139,10 @@ class BatchRun:
     error: str | None
 
 
+class BatchBusy(InvalidInput):
+    """Another batch process holds this database's batch lock."""
+
+
 class _Skip(Exception):
     """A job that cannot run for a reason that a retry would not change."""
 
@@ -196,6 +209,46 @@ def _check_previous_days(uow: UnitOfWork, on: date) -> None:
             f"finish the batch of {row[0]} first: its job {row[1]} is {row[2]} "
             f"(duowei batch run --date {row[0]})"
         )
+
+
+def _lock_key(schema: str) -> int:
+    """The advisory-lock key of one schema's batch: a signed 64-bit number from its name (tests
+    and tenants share a PostgreSQL database, each in its own schema)."""
+    digest = hashlib.sha256(f"duowei.batch:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextmanager
+def batch_lock(db: Database) -> Iterator[None]:
+    """Hold this database's batch lock, or raise ``BatchBusy`` at once (see the module
+    docstring). An in-memory SQLite database belongs to one process and needs none."""
+    if db.dialect == "postgresql":
+        with db.engine.connect() as conn:
+            schema = str(conn.exec_driver_sql("SELECT current_schema()").scalar())
+            key = _lock_key(schema)
+            got = conn.exec_driver_sql("SELECT pg_try_advisory_lock(%s)", (key,)).scalar()
+            conn.commit()
+            if not got:
+                raise BatchBusy(f"another batch process is running on schema {schema!r}")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (key,))
+                conn.commit()
+        return
+    path = db.url.removeprefix("sqlite:///")
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.batch-lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchBusy(f"another batch process is running on {path}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ----------------------------------------------------------------------------- the jobs
@@ -363,9 +416,14 @@ def run_day(
     config: BatchConfig, business_date: date, *, clock: FixedClock | None = None
 ) -> DayResult:
     """Run (or resume) the batch of ``business_date``; raises on the first failed job (after
-    recording it). ``clock`` is the business clock the services use (set to the evening of the
-    day); by default a fresh one."""
+    recording it), or ``BatchBusy`` if another batch process is running. ``clock`` is the
+    business clock the services use (set to the evening of the day); by default a fresh one."""
     config.check()
+    with batch_lock(config.db):
+        return _run_day(config, business_date, clock)
+
+
+def _run_day(config: BatchConfig, business_date: date, clock: FixedClock | None) -> DayResult:
     with config.db.transaction() as uow:
         _check_previous_days(uow, business_date)
     clock = clock or FixedClock(datetime.combine(business_date, EVENING, tzinfo=BUSINESS_TZ))
@@ -393,13 +451,17 @@ def run_days(
     clock: FixedClock | None = None,
     on_day: Callable[[DayResult], None] | None = None,
 ) -> list[DayResult]:
-    """Every day from ``start`` to ``through``, in order; stops at the first failure."""
+    """Every day from ``start`` to ``through``, in order, under one hold of the batch lock;
+    stops at the first failure."""
+    days = list(iter_days(start, through))
+    config.check()
     out = []
-    for on in iter_days(start, through):
-        result = run_day(config, on, clock=clock)
-        out.append(result)
-        if on_day is not None:
-            on_day(result)
+    with batch_lock(config.db):
+        for on in days:
+            result = _run_day(config, on, clock)
+            out.append(result)
+            if on_day is not None:
+                on_day(result)
     return out
 
 
