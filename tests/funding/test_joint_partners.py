@@ -6,14 +6,16 @@ moved to the partners' accounts by the first settlement; on SQLite and PostgreSQ
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from duowei.cli import get_app
 from duowei.db import Database, open_database
-from duowei.funding.joint_lending import split_fen
+from duowei.funding.joint_lending import JointTerms, split_fen
 from duowei.ledger.chart import joint_partner_account_id, platform_account_id
 from duowei.ledger.ledger import Ledger
 from duowei.ledger.model import TransferRequest
@@ -153,3 +155,35 @@ def test_loans_funded_on_the_shared_payable_move_to_the_partners(db: Database) -
     for p in rec.positions[1:]:
         assert p.payable_fen == p.outstanding_fen == _partner_payable(db, book, p.funder)
         assert p.funded_fen - p.repaid_principal_fen == p.outstanding_fen > 0
+
+
+def test_concurrent_first_loans_of_a_new_partner_get_one_partner_number(db: Database) -> None:
+    """Four draws at once, each the first loan of the same never-seen partner: all succeed and
+    the partner gets one number and one set of accounts (PostgreSQL used to fail all but one
+    on the unique key; SQLite serializes writers anyway)."""
+    book = Book.start(db, START)
+    customers = (31, 32, 33, 34)
+    _open_lines(book, *customers)
+    terms = JointTerms(shares=(("platform", Decimal("0.4")), ("BankNew", Decimal("0.6"))),
+                       servicing_fee_rate=Decimal("0.10"))  # fmt: skip
+    gate = threading.Barrier(len(customers))
+    outcomes: dict[int, bool] = {}
+
+    def draw(no: int) -> None:
+        svc = FundingService(db, book.clock)
+        gate.wait()
+        outcomes[no] = svc.joint_draw(
+            customer_no=no, loan_id=f"JN{no}", principal_fen=y("1000"), term_months=3,
+            method=Method.EQUAL_INSTALLMENT, grade="B", terms=terms,
+        ).ok  # fmt: skip
+
+    threads = [threading.Thread(target=draw, args=(no,)) for no in customers]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert outcomes == dict.fromkeys(customers, True)
+    with db.transaction() as uow:
+        rows = uow.fetchall("SELECT partner_no FROM joint_partners WHERE name = 'BankNew'")
+    assert len(rows) == 1
+    assert _partner_payable(db, book, "BankNew") == 4 * y("600")

@@ -610,10 +610,17 @@ def partner_payable(partner_no: int) -> int:
 
 def partner_numbers(uow: UnitOfWork, ledger: Ledger, names: Sequence[str]) -> dict[str, int]:
     """Each partner's number (``joint_partners``), assigned at its first loan, and its ledger
-    accounts opened then; the platform has none."""
-    known = {
-        str(n): int(no) for n, no in uow.fetchall("SELECT name, partner_no FROM joint_partners")
-    }
+    accounts opened then; the platform has none.
+
+    Two transactions assigning numbers at once would both take the next one and the second
+    would fail on the unique key. A draw is safe anyway (it posts first and so holds the audit
+    head), but this must not depend on its caller: on PostgreSQL a new number is assigned under
+    a transaction-scoped advisory lock, after reading the table again (SQLite has one writer).
+    """
+    known = _partners(uow)
+    if uow.dialect == "postgresql" and any(n != PLATFORM and n not in known for n in names):
+        uow.execute("SELECT pg_advisory_xact_lock(?)", (_PARTNER_NUMBERS_LOCK,))
+        known = _partners(uow)
     for name in names:
         if name == PLATFORM or name in known:
             continue
@@ -624,6 +631,15 @@ def partner_numbers(uow: UnitOfWork, ledger: Ledger, names: Sequence[str]) -> di
         ledger.create_accounts(uow, joint_partner_accounts(no, CNY))
         known[name] = no
     return {n: known[n] for n in names if n != PLATFORM}
+
+
+_PARTNER_NUMBERS_LOCK: Final = 0x6A6F696E745F6E6F  # "joint_no": any fixed 64-bit key
+
+
+def _partners(uow: UnitOfWork) -> dict[str, int]:
+    return {
+        str(n): int(no) for n, no in uow.fetchall("SELECT name, partner_no FROM joint_partners")
+    }
 
 
 def _partner_key(name: str) -> str:
