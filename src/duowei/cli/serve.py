@@ -19,19 +19,33 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    per_worker_counters: Annotated[
+        bool,
+        typer.Option(
+            help="Allow several workers without DUOWEI_REDIS_URL: each worker then keeps its "
+            "own velocity windows and rate limits, so a customer gets each limit once per worker."
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs) and the operators' dashboard (/dashboard).
 
     Environment: DUOWEI_DATABASE_URL, DUOWEI_MODEL_DIR (credit model for /applications),
     DUOWEI_REDIS_URL (shared rate limits and counters), DUOWEI_RATE_PER_S, DUOWEI_RATE_BURST,
     DUOWEI_SESSION_SECRET (session cookies and OAuth2 access tokens; made for this run when
-    unset), DUOWEI_COOKIE_SECURE (0 for plain HTTP).
+    unset), DUOWEI_COOKIE_SECURE (0 for plain HTTP). Several workers need DUOWEI_REDIS_URL
+    (or --per-worker-counters): the real-time rules' windows must be shared to hold.
     """
     import os
     import secrets
 
     import uvicorn
 
+    if workers > 1 and not os.environ.get("DUOWEI_REDIS_URL") and not per_worker_counters:
+        fail(
+            f"{workers} workers without DUOWEI_REDIS_URL would each keep their own velocity "
+            "windows and rate limits (a customer would get every limit once per worker): set "
+            "DUOWEI_REDIS_URL, run one worker, or pass --per-worker-counters to accept that"
+        )
     settings = settings_for(db)
     os.environ["DUOWEI_DATABASE_URL"] = settings.database_url
     if host in LOOPBACK:
