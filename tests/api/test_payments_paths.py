@@ -3,7 +3,7 @@ the same answers, one hold per Idempotency-Key also when twins race, 409 for ano
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +16,8 @@ from tests.api.conftest import api_config, problem
 from duowei.api.app import create_app
 from duowei.api.auth import Role, mint_key
 from duowei.api.context import ApiContext, build_context
-from duowei.api.idempotency import RECORDS, Record
+from duowei.api.idempotency import Keyed, RecordedWork
+from duowei.db import UnitOfWork
 
 AMOUNT = {"amount": "12.34", "currency": "CNY"}
 
@@ -92,17 +93,41 @@ def test_racing_twins_get_one_hold_and_one_answer(shop: tuple[TestClient, ApiCon
     assert rows == [(201,)]
 
 
-def test_records_written_through_the_committer_keep_the_first_of_twins(
+def test_a_group_replays_recorded_keys_and_puts_twins_off(
     shop: tuple[TestClient, ApiContext, str],
 ) -> None:
+    """RecordedWork by hand: a recorded key replays without running the use case, a twin in
+    the same group is put off, and the records are written in the group's transaction."""
     _, ctx, _ = shop
+    ran: list[str] = []
+
+    class Echo:
+        transfers_max = 0
+
+        def prepare(self, uow: UnitOfWork, items: Sequence[str]) -> list[Sequence[Any] | None]:
+            ran.extend(items)
+            return [() for _ in items]
+
+        def finish(self, uow: UnitOfWork, items: Sequence[str], results: Any) -> list[str]:
+            return [f"done {i}" for i in items]
+
+    work = RecordedWork(Echo(), lambda item, answer: (201, {"answer": answer}))
     with ctx.db.transaction() as uow:
-        first = Record("k1", "x", "h1", 201, '{"ok": true}', 1)
-        twin = Record("k1", "x", "h2", 200, '{"ok": false}', 2)
-        other = Record("k2", "x", "h3", 201, "{}", 3)
-        assert RECORDS.finish(uow, [first, twin, other], [[], [], []]) == [
-            None,
-            ("h1", 201, '{"ok": true}'),
-            None,
+        first = Keyed("a", "k1", "x", "h1", 1)
+        twin = Keyed("b", "k1", "x", "h2", 2)
+        other = Keyed("c", "k2", "x", "h3", 3)
+        assert work.prepare(uow, [first, twin, other]) == [(), None, ()]
+        answers = work.finish(uow, [first, other], [[], []])
+        assert [(a.status, a.response, a.replayed) for a in answers] == [
+            (201, '{"answer": "done a"}', False),
+            (201, '{"answer": "done c"}', False),
         ]
-        assert RECORDS.finish(uow, [twin], [[]]) == [("h1", 201, '{"ok": true}')]
+        # The twin, after the group: the first's record, replayed; the use case does not run.
+        assert work.prepare(uow, [twin]) == [()]
+        (again,) = work.finish(uow, [twin], [[]])
+        assert (again.request_hash, again.response, again.replayed) == (
+            "h1",
+            '{"answer": "done a"}',
+            True,
+        )
+    assert ran == ["a", "c"]

@@ -7,28 +7,28 @@ Two ways to run a use case under a key:
   case's rows commit. A concurrent twin with the same key blocks on the same rows (the
   service's reference is derived from the key) and fails when the first commits; it then finds
   the first's record and replays it.
-* ``replay_if_recorded`` then ``run_grouped``: for a use case that goes through the group
-  committer (checkout): one read of the key outside any transaction, the use case in a shared
-  group transaction, then the record, itself written through the committer
-  (``IdempotencyRecords``: a group's records in one statement and one commit). Safe for the
-  same reason as the next. (The read cannot be left out: a use case that wrote nothing, "no
-  credit line", must not run again on a retry once the line exists.)
-* ``run_idempotent``: the use case runs in its own unit of work, then the response is recorded.
-  The services are idempotent themselves on the reference derived here from (API key,
-  Idempotency-Key), so a crash between the two leaves nothing half done: the retry reaches the
-  service again, which replays its first outcome, and the record is written then.
+* ``RecordedWork``: for a use case that goes through the group committer (checkout), the
+  same three steps inside the group's transaction, set-wise and as one submission: the group's
+  keys are looked up with one query before the use case's ``prepare`` (a recorded key replays
+  and its use case does not run: a use case that wrote nothing, "no credit line", must not run
+  again on a retry once the line exists), and the records are written with one statement after
+  its ``finish``, so a response is recorded exactly when the use case's rows commit. Twins in
+  one group: the second is put off until the group has committed, then replays. Twins in two
+  processes' groups: the second group's insert collides, the committer runs its submissions
+  alone, and the lookup then finds the first's record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from duowei.api import reads
@@ -37,14 +37,15 @@ from duowei.api.context import ApiContext
 from duowei.api.problems import Problem
 from duowei.clock import to_micros
 from duowei.db import UnitOfWork
-from duowei.ledger.group import GroupCommitter
+from duowei.ledger.group import GroupWork
 from duowei.ledger.model import TransferRequest, TransferResult
 
 REF_DIGEST_CHARS: Final = 40
 REPLAY_HEADER: Final = "Idempotent-Replayed"
 
-Handler = Callable[[str], tuple[int, dict[str, Any]]]
 TxHandler = Callable[[UnitOfWork, str], tuple[int, dict[str, Any]]]
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 
 def request_hash(request: Request, body: BaseModel | None) -> str:
@@ -109,23 +110,11 @@ def run_idempotent(
     idem_key: str,
     request: Request,
     body: BaseModel | None,
-    handler: Handler,
+    handler: TxHandler,
 ) -> JSONResponse:
-    wanted = request_hash(request, body)
-    found = _stored(ctx, principal, idem_key)
-    if found is not None:
-        return _replay(found, wanted)
-    status, payload = handler(idem_key)
-    try:
-        with ctx.db.transaction() as uow:
-            _record(ctx, uow, principal, idem_key, wanted, status, payload)
-    except Exception:
-        # A concurrent twin recorded first: answer as it did (or refuse a different body).
-        found = _stored(ctx, principal, idem_key)
-        if found is None:
-            raise
-        return _replay(found, wanted)
-    return JSONResponse(payload, status_code=status)
+    """``run_in_transaction`` for a plain route: the lookup, ``handler(uow, idem_key)`` (the
+    use case in the caller's unit of work) and the record are one transaction."""
+    return run_in_transaction(ctx, principal, idem_key, request_hash(request, body), handler)
 
 
 def run_in_transaction(
@@ -153,82 +142,114 @@ def run_in_transaction(
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
+class Keyed(Generic[ItemT]):
+    """A group-committed use case's item under an Idempotency-Key."""
+
+    item: ItemT
     principal: str  # the API key id
     idem_key: str
     request_hash: str
-    status: int
-    response: str  # JSON
     created_us: int
 
 
-class IdempotencyRecords:
-    """Writes records through a ``GroupCommitter`` (a ``GroupWork`` with no transfers): all of
-    a group's records with one read and one insert. Each item's answer is None when its record
-    was written, else the record found first (a twin's), to be replayed."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a caller is answered: its own response, or the one recorded first (``replayed``;
+    ``request_hash`` is then the first request's, to refuse another body with 409)."""
 
-    transfers_max = 0
+    request_hash: str
+    status: int
+    response: str  # JSON, as recorded
+    replayed: bool
+
+    def response_for(self, wanted_hash: str) -> Response:
+        if self.replayed and self.request_hash != wanted_hash:
+            raise Problem(
+                409,
+                "idempotency-key-reused",
+                "this Idempotency-Key was used with a different request",
+            )
+        # The recorded text itself: a replay is byte for byte the first answer.
+        headers = {REPLAY_HEADER: "true"} if self.replayed else None
+        return Response(self.response, self.status, headers, media_type="application/json")
+
+
+class RecordedWork(Generic[ItemT, ResultT]):
+    """``inner`` (a ``GroupWork``) with each item's Idempotency-Key looked up and recorded in
+    the group's transaction (see the module docstring); ``respond`` turns an item's answer
+    into (status, body)."""
+
+    def __init__(
+        self,
+        inner: GroupWork[ItemT, ResultT],
+        respond: Callable[[ItemT, ResultT], tuple[int, dict[str, Any]]],
+    ) -> None:
+        self.inner = inner
+        self.respond = respond
+        # Replays found by prepare, read by finish: per committer thread (one group each).
+        self._local = threading.local()
+
+    @property
+    def transfers_max(self) -> int:
+        return self.inner.transfers_max
 
     def prepare(
-        self, uow: UnitOfWork, items: Sequence[Record]
+        self, uow: UnitOfWork, items: Sequence[Keyed[ItemT]]
     ) -> list[Sequence[TransferRequest] | None]:
-        return [() for _ in items]
+        found = _recorded(uow, {(k.principal, k.idem_key) for k in items})
+        replays: dict[int, Answer] = {}
+        self._local.replays = replays
+        out: list[Sequence[TransferRequest] | None] = [None] * len(items)
+        fresh: list[int] = []
+        seen: set[tuple[str, str]] = set()
+        for n, k in enumerate(items):
+            pair = (k.principal, k.idem_key)
+            first = found.get(pair)
+            if first is not None:
+                replays[id(k)] = Answer(first[0], first[1], first[2], replayed=True)
+                out[n] = ()
+            elif pair not in seen:  # a twin in this group stays None: put off, then replays
+                seen.add(pair)
+                fresh.append(n)
+        if fresh:
+            planned = self.inner.prepare(uow, [items[n].item for n in fresh])
+            for n, requests in zip(fresh, planned, strict=True):
+                out[n] = requests
+        return out
 
     def finish(
-        self, uow: UnitOfWork, items: Sequence[Record], results: Sequence[list[TransferResult]]
-    ) -> list[tuple[str, int, str] | None]:
-        pairs = sorted({(r.principal, r.idem_key) for r in items})
-        found: dict[tuple[str, str], tuple[str, int, str]] = {}
-        if pairs:
-            values = ",".join(["(?,?)"] * len(pairs))
-            rows = uow.fetchall(
-                "SELECT principal, idem_key, request_hash, status_code, response "
-                f"FROM api_idempotency WHERE (principal, idem_key) IN (VALUES {values})",
-                [v for pair in pairs for v in pair],
-            )
-            found = {(str(r[0]), str(r[1])): (str(r[2]), int(r[3]), str(r[4])) for r in rows}
-        answers: list[tuple[str, int, str] | None] = []
-        new: list[tuple[Any, ...]] = []
-        for r in items:
-            pair = (r.principal, r.idem_key)
-            first = found.get(pair)
-            answers.append(first)
-            if first is None:
-                found[pair] = (r.request_hash, r.status, r.response)  # a twin in this group
-                new.append(
-                    (r.principal, r.idem_key, r.request_hash, r.status, r.response, r.created_us)
-                )
-        if new:
-            uow.cursor().executemany(uow.sql(_INSERT), new)
-        return answers
+        self,
+        uow: UnitOfWork,
+        items: Sequence[Keyed[ItemT]],
+        results: Sequence[list[TransferResult]],
+    ) -> list[Answer]:
+        replays: dict[int, Answer] = self._local.replays
+        fresh = [(k, r) for k, r in zip(items, results, strict=True) if id(k) not in replays]
+        answers = dict(replays)
+        rows: list[tuple[Any, ...]] = []
+        if fresh:
+            done = self.inner.finish(uow, [k.item for k, _ in fresh], [r for _, r in fresh])
+            for (k, _), result in zip(fresh, done, strict=True):
+                status, payload = self.respond(k.item, result)
+                text = json.dumps(payload, sort_keys=True, allow_nan=False)
+                answers[id(k)] = Answer(k.request_hash, status, text, replayed=False)
+                rows.append((k.principal, k.idem_key, k.request_hash, status, text, k.created_us))
+        if rows:
+            uow.cursor().executemany(uow.sql(_INSERT), rows)
+        return [answers[id(k)] for k in items]
 
 
-RECORDS: Final = IdempotencyRecords()
-
-
-def replay_if_recorded(
-    ctx: ApiContext, principal: Principal, idem_key: str, wanted: str
-) -> JSONResponse | None:
-    """The recorded answer (or 409 for another body) when the key was used; else None. One
-    round trip, outside any transaction: the first step of ``run_grouped``."""
-    found = _stored(ctx, principal, idem_key)
-    return None if found is None else _replay(found, wanted)
-
-
-def run_grouped(
-    ctx: ApiContext,
-    principal: Principal,
-    idem_key: str,
-    wanted: str,
-    group: GroupCommitter,
-    use_case: Callable[[], tuple[int, dict[str, Any]]],
-) -> JSONResponse:
-    """After ``replay_if_recorded`` found nothing: run ``use_case`` (itself idempotent, through
-    ``group``), then record its answer through ``group``; a twin's record wins."""
-    status, payload = use_case()
-    text = json.dumps(payload, sort_keys=True, allow_nan=False)
-    record = Record(principal.key_id, idem_key, wanted, status, text, to_micros(ctx.clock.now()))
-    first: tuple[str, int, str] | None = group.submit_work(RECORDS, record)
-    if first is not None:
-        return _replay(first, wanted)
-    return JSONResponse(payload, status_code=status)
+def _recorded(
+    uow: UnitOfWork, pairs: set[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str, int, str]]:
+    """The records of these (principal, key) pairs, with one query."""
+    if not pairs:
+        return {}
+    ordered = sorted(pairs)
+    values = ",".join(["(?,?)"] * len(ordered))
+    rows = uow.fetchall(
+        "SELECT principal, idem_key, request_hash, status_code, response "
+        f"FROM api_idempotency WHERE (principal, idem_key) IN (VALUES {values})",
+        [v for pair in ordered for v in pair],
+    )
+    return {(str(r[0]), str(r[1])): (str(r[2]), int(r[3]), str(r[4])) for r in rows}

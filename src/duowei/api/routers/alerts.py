@@ -18,6 +18,7 @@ from duowei.api.schemas import (
     decode_cursor,
     encode_cursor,
 )
+from duowei.db import UnitOfWork
 from duowei.realtime import store as risk_store
 from duowei.realtime.store import Alert
 
@@ -67,15 +68,14 @@ def resolve(
     who: Analyst,
     key: IdempotencyKey,
 ) -> JSONResponse:
-    def handle(_idem_key: str) -> tuple[int, dict[str, Any]]:
-        with ctx.db.transaction() as uow:
-            alert = risk_store.resolve_alert(
-                uow,
-                ctx.clock,
-                alert_id=alert_id,
-                resolved_by=f"{who.role}:{who.key_id}",
-                resolution=body.resolution,
-            )
+    def handle(uow: UnitOfWork, _idem_key: str) -> tuple[int, dict[str, Any]]:
+        alert = risk_store.resolve_alert(
+            uow,
+            ctx.clock,
+            alert_id=alert_id,
+            resolved_by=f"{who.role}:{who.key_id}",
+            resolution=body.resolution,
+        )
         return 200, asdict(alert)
 
     return run_idempotent(ctx, who, key, request, body, handle)

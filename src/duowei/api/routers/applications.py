@@ -61,10 +61,9 @@ def apply(
     if ctx.credit_model is None:
         raise Problem(503, "no-model", "no credit model is configured (DUOWEI_MODEL_DIR)")
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
         app_id = derived_ref(who, idem_key, "app")
-        with ctx.db.transaction() as uow:
-            earlier = load_application(uow, app_id)
+        earlier = load_application(uow, app_id)
         if earlier is not None:
             return 201, _body(earlier)
         application = Application(
@@ -79,27 +78,26 @@ def apply(
             features=dict(body.features),
         )
         model = ctx.credit_model
-        # One unit of work: the decision, its audit-log event and this API's row.
-        with ctx.db.transaction() as uow:
-            d = decide(
-                model_inputs(model, application),
-                scorer=model.scorecard(),
-                model_version=model.version,
-                policy=ctx.credit_policy,
-                clock=ctx.clock,
-                recorder=DbEventRecorder(uow, ctx.clock),
-            )
-            row = (
-                app_id, who.customer_no, d.outcome, json.dumps(list(d.reasons)), d.limit_fen,
-                d.grade, None if d.apr is None else str(d.apr),
-                None if d.pd is None else str(d.pd), d.score, d.model_version, d.policy_version,
-                d.event_index,
-            )  # fmt: skip
-            uow.execute(
-                f"INSERT INTO api_applications ({_COLUMNS}, decided_us) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (*row, to_micros(ctx.clock.now())),
-            )
+        # One unit of work: the decision, its audit-log event, this API's row and the key's record.
+        d = decide(
+            model_inputs(model, application),
+            scorer=model.scorecard(),
+            model_version=model.version,
+            policy=ctx.credit_policy,
+            clock=ctx.clock,
+            recorder=DbEventRecorder(uow, ctx.clock),
+        )
+        row = (
+            app_id, who.customer_no, d.outcome, json.dumps(list(d.reasons)), d.limit_fen,
+            d.grade, None if d.apr is None else str(d.apr),
+            None if d.pd is None else str(d.pd), d.score, d.model_version, d.policy_version,
+            d.event_index,
+        )  # fmt: skip
+        uow.execute(
+            f"INSERT INTO api_applications ({_COLUMNS}, decided_us) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (*row, to_micros(ctx.clock.now())),
+        )
         return 201, _body(row)
 
     return run_idempotent(ctx, who, key, request, body, handle)

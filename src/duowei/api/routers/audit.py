@@ -13,6 +13,7 @@ from duowei.api.idempotency import run_idempotent
 from duowei.api.schemas import ObjectId
 from duowei.audit import bundle
 from duowei.audit import service as audit_service
+from duowei.db import UnitOfWork
 
 router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, Depends(require(Role.AUDITOR, Role.REGULATOR, Role.OPERATOR))]
@@ -58,11 +59,10 @@ def latest(ctx: Ctx, who: Auditor) -> dict[str, Any]:
 
 @router.post("/audit/checkpoints", summary="Sign a checkpoint of the log as it stands")
 def sign(request: Request, ctx: Ctx, who: Signer, key: IdempotencyKey) -> JSONResponse:
-    def handle(_idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, _idem_key: str) -> tuple[int, dict[str, Any]]:
         origin = ctx.config.log_origin
         signer = audit_service.load_or_create_signer(ctx.log_key_path, origin)
-        with ctx.db.transaction() as uow:
-            stored = audit_service.make_checkpoint(uow, signer, origin, ctx.clock)
+        stored = audit_service.make_checkpoint(uow, signer, origin, ctx.clock)
         return 201, _checkpoint_body(stored)
 
     return run_idempotent(ctx, who, key, request, None, handle)

@@ -14,6 +14,7 @@ from duowei.api.idempotency import derived_ref, run_idempotent
 from duowei.api.problems import Problem
 from duowei.api.schemas import DrawIn, ObjectId, QuoteIn, RepaymentIn, money, positive_fen
 from duowei.api.views import outcome_body
+from duowei.db import UnitOfWork
 from duowei.products.daycount import Rate
 from duowei.products.quote import make_quote
 from duowei.products.schedule import Method
@@ -75,7 +76,7 @@ def quote(
 ) -> JSONResponse:
     grade = _grade(ctx, who.customer_no)
 
-    def handle(_idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, _idem_key: str) -> tuple[int, dict[str, Any]]:
         terms = ctx.cash_loan.terms
         q = make_quote(
             principal_fen=positive_fen(body.principal),
@@ -116,7 +117,7 @@ def draw(
     grade = _grade(ctx, who.customer_no)
     principal_fen = positive_fen(body.principal)
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
         loan_id = derived_ref(who, idem_key, "loan")
         outcome = ctx.cash_loan.draw(
             customer_no=who.customer_no,
@@ -125,6 +126,7 @@ def draw(
             term_months=body.term_months,
             method=Method(body.method),
             grade=grade,
+            uow=uow,
         )
         return (201 if outcome.ok else 200), outcome_body(outcome, loan_id=loan_id)
 
@@ -164,9 +166,9 @@ def repay(
     _loan(ctx, who, loan_id)
     amount_fen = positive_fen(body.amount)
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
         outcome = ctx.cash_loan.repay(
-            loan_id=loan_id, amount_fen=amount_fen, ref=derived_ref(who, idem_key, "lr")
+            loan_id=loan_id, amount_fen=amount_fen, ref=derived_ref(who, idem_key, "lr"), uow=uow
         )
         return 200, outcome_body(outcome, loan_id=loan_id)
 
@@ -179,8 +181,10 @@ def payoff(
 ) -> JSONResponse:
     _loan(ctx, who, loan_id)
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
-        outcome = ctx.cash_loan.payoff(loan_id=loan_id, ref=derived_ref(who, idem_key, "po"))
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
+        outcome = ctx.cash_loan.payoff(
+            loan_id=loan_id, ref=derived_ref(who, idem_key, "po"), uow=uow
+        )
         return 200, outcome_body(outcome, loan_id=loan_id)
 
     return run_idempotent(ctx, who, key, request, None, handle)

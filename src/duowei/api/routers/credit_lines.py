@@ -20,6 +20,7 @@ from duowei.api.schemas import (
     positive_fen,
 )
 from duowei.api.views import outcome_body
+from duowei.db import UnitOfWork
 from duowei.products.eod import NO_DAY
 from duowei.products.subledger import group_total
 from duowei.services.credit_pay import to_date
@@ -71,7 +72,7 @@ def open_line(
     if app_row is None or (who.role is Role.BORROWER and int(app_row[1]) != who.customer_no):
         raise not_found("application")
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
         customer_no = int(app_row[1])
         if app_row[2] != "approve":
             return 200, {"ok": False, "reason": "application_not_approved"}
@@ -82,6 +83,7 @@ def open_line(
             credit_limit_fen=limit_fen,
             ref=derived_ref(who, idem_key, "line"),
             pair_index=body.statement_pair,
+            uow=uow,
         )
         return (201 if outcome.ok else 200), outcome_body(outcome, customer_no=customer_no)
 
@@ -124,9 +126,12 @@ def repay_line(
     line_view(ctx, customer_no)
     amount_fen = positive_fen(body.amount)
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
         outcome = ctx.credit_pay.repay(
-            customer_no=customer_no, amount_fen=amount_fen, ref=derived_ref(who, idem_key, "rp")
+            customer_no=customer_no,
+            amount_fen=amount_fen,
+            ref=derived_ref(who, idem_key, "rp"),
+            uow=uow,
         )
         return 200, outcome_body(outcome, repayment_id=outcome.ref)
 
@@ -148,9 +153,12 @@ def convert_bill(
     check_customer(who, customer_no)
     line_view(ctx, customer_no)
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
         outcome = ctx.credit_pay.convert_bill(
-            customer_no=customer_no, periods=body.periods, ref=derived_ref(who, idem_key, "ib")
+            customer_no=customer_no,
+            periods=body.periods,
+            ref=derived_ref(who, idem_key, "ib"),
+            uow=uow,
         )
         return 200, outcome_body(outcome)
 

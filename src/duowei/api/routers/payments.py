@@ -3,33 +3,31 @@ on one purchase. A merchant sees only its own payments, a borrower only theirs.
 
 ``POST /payments`` is the hot path: an ``async`` route that checks the caller and hashes the
 request on the event loop, then hands the authorization to ``CheckoutService`` (the line's
-state, the guard's verdict and decision row, the hold and the purchase row, atomically) on a
-worker thread:
+state, the guard's verdict and decision row, the hold and the purchase row, atomically):
 
 * with the group committer (the default, ``ApiConfig.group_commit``), concurrent
-  authorizations share transactions; the Idempotency-Key is read once outside any transaction
-  and its record is written through the committer after the authorization
-  (``idempotency.run_grouped``; a crash in between is safe: checkout is idempotent on the
-  payment id derived from the key);
+  authorizations share transactions, and the Idempotency-Key's lookup and record ride the same
+  submission (``idempotency.RecordedWork`` around the checkout's own ``GroupWork``): the route
+  awaits the committer's future on the event loop, so no thread is parked per request;
 * without it, the key's lookup, the authorization and the key's record are one transaction
-  (``idempotency.run_in_transaction``).
+  (``idempotency.run_in_transaction``) on a database thread.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
 from duowei.api.auth import Principal, Role
 from duowei.api.deps import Ctx, IdempotencyKey, in_db_thread, not_found, require
 from duowei.api.idempotency import (
+    Keyed,
+    RecordedWork,
     derived_ref,
-    replay_if_recorded,
     request_hash,
-    run_grouped,
     run_idempotent,
     run_in_transaction,
 )
@@ -45,13 +43,14 @@ from duowei.api.schemas import (
 from duowei.api.views import outcome_body
 from duowei.clock import to_micros
 from duowei.db import UnitOfWork
-from duowei.services.checkout import CheckoutResult, Purchase
+from duowei.services.checkout import CheckoutResult, Purchase, check_purchase
 from duowei.services.product_store import customer_of
 
 router = APIRouter(tags=["checkout"])
 Merchant = Annotated[Principal, Depends(require(Role.MERCHANT))]
 Reader = Annotated[Principal, Depends(require(Role.MERCHANT, Role.BORROWER, Role.OPERATOR))]
 Borrower = Annotated[Principal, Depends(require(Role.BORROWER))]
+_WORK: Final = "payments.authorizations"
 
 _COLUMNS = (
     "id, account_id, merchant, authorized_fen, captured_fen, refunded_fen, authorized_on, status, "
@@ -60,9 +59,13 @@ _COLUMNS = (
 
 
 def _payment(ctx: Ctx, who: Principal, payment_id: str) -> dict[str, Any]:
-    """The payment if this caller may see it; 404 otherwise (also for someone else's)."""
     with ctx.db.transaction() as uow:
-        row = uow.fetchone(f"SELECT {_COLUMNS} FROM cp_purchases WHERE id = ?", (payment_id,))
+        return _payment_in(uow, who, payment_id)
+
+
+def _payment_in(uow: UnitOfWork, who: Principal, payment_id: str) -> dict[str, Any]:
+    """The payment if this caller may see it; 404 otherwise (also for someone else's)."""
+    row = uow.fetchone(f"SELECT {_COLUMNS} FROM cp_purchases WHERE id = ?", (payment_id,))
     if row is None:
         raise not_found("payment")
     customer_no = customer_of(int(row[1]))
@@ -93,8 +96,9 @@ def _answer(result: CheckoutResult, payment_id: str) -> tuple[int, dict[str, Any
 @router.post("/payments", summary="Authorize a checkout payment (a hold on the line)")
 async def authorize(
     body: AuthorizeIn, request: Request, ctx: Ctx, who: Merchant, key: IdempotencyKey
-) -> JSONResponse:
+) -> Response:
     payment_id = derived_ref(who, key, "pay")
+    arrived_us = to_micros(ctx.clock.now())
     purchase = Purchase(
         customer_no=body.customer_no,
         auth_id=payment_id,
@@ -103,7 +107,7 @@ async def authorize(
         device_id=body.device_id or "",
         latitude=body.latitude,
         longitude=body.longitude,
-        at_us=to_micros(ctx.clock.now()),  # the attempt's arrival, for the velocity windows
+        at_us=arrived_us,  # the attempt's arrival, for the velocity windows
     )
     wanted = request_hash(request, body)
     checkout = ctx.checkout
@@ -115,16 +119,25 @@ async def authorize(
 
         return await in_db_thread(ctx, run_in_transaction, ctx, who, key, wanted, alone)
 
-    replayed = await in_db_thread(ctx, replay_if_recorded, ctx, who, key, wanted)
-    if replayed is not None:
-        return replayed
+    check_purchase(purchase)  # bad input is refused here, before it can reach a group
+    item = Keyed(purchase, who.key_id, key, wanted, arrived_us)
+    # The event loop awaits the group's commit: no thread waits for it.
+    answer = await asyncio.wrap_future(group.enqueue_work(_authorizations(ctx), item))
+    return answer.response_for(wanted)
 
-    def grouped() -> tuple[int, dict[str, Any]]:
-        return _answer(checkout.authorize(purchase), payment_id)
 
-    # This thread only waits for the committer's thread (it holds no connection), so it is
-    # not one of the database threads.
-    return await run_in_threadpool(run_grouped, ctx, who, key, wanted, group, grouped)
+def _respond(purchase: Purchase, result: CheckoutResult) -> tuple[int, dict[str, Any]]:
+    return _answer(result, purchase.auth_id)
+
+
+def _authorizations(ctx: Ctx) -> RecordedWork[Purchase, CheckoutResult]:
+    """The checkout's grouped authorizations with the Idempotency-Key's lookup and record in
+    the same submission (one per context)."""
+    work: RecordedWork[Purchase, CheckoutResult] | None = ctx.extras.get(_WORK)
+    if work is None:
+        # The checkout's own GroupWork (what CheckoutService.authorize submits).
+        work = ctx.extras[_WORK] = RecordedWork(ctx.checkout._grouped, _respond)
+    return work
 
 
 @router.get("/payments/{payment_id}", summary="A payment")
@@ -141,12 +154,15 @@ def capture(
     who: Merchant,
     key: IdempotencyKey,
 ) -> JSONResponse:
-    _payment(ctx, who, payment_id)
     amount_fen = positive_fen(body.amount) if body.amount is not None else 0
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
+        _payment_in(uow, who, payment_id)  # in the same transaction as the use case
         outcome = ctx.credit_pay.capture(
-            auth_id=payment_id, ref=derived_ref(who, idem_key, "cap"), amount_fen=amount_fen
+            auth_id=payment_id,
+            ref=derived_ref(who, idem_key, "cap"),
+            amount_fen=amount_fen,
+            uow=uow,
         )
         return 200, outcome_body(outcome, payment_id=payment_id)
 
@@ -157,10 +173,12 @@ def capture(
 def void(
     payment_id: ObjectId, request: Request, ctx: Ctx, who: Merchant, key: IdempotencyKey
 ) -> JSONResponse:
-    _payment(ctx, who, payment_id)
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
-        outcome = ctx.credit_pay.void(auth_id=payment_id, ref=derived_ref(who, idem_key, "void"))
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
+        _payment_in(uow, who, payment_id)  # in the same transaction as the use case
+        outcome = ctx.credit_pay.void(
+            auth_id=payment_id, ref=derived_ref(who, idem_key, "void"), uow=uow
+        )
         return 200, outcome_body(outcome, payment_id=payment_id)
 
     return run_idempotent(ctx, who, key, request, None, handle)
@@ -175,12 +193,15 @@ def refund(
     who: Merchant,
     key: IdempotencyKey,
 ) -> JSONResponse:
-    _payment(ctx, who, payment_id)
     amount_fen = positive_fen(body.amount)
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
+        _payment_in(uow, who, payment_id)  # in the same transaction as the use case
         outcome = ctx.credit_pay.refund(
-            auth_id=payment_id, amount_fen=amount_fen, ref=derived_ref(who, idem_key, "rf")
+            auth_id=payment_id,
+            amount_fen=amount_fen,
+            ref=derived_ref(who, idem_key, "rf"),
+            uow=uow,
         )
         return 200, outcome_body(outcome, payment_id=payment_id)
 
@@ -199,11 +220,14 @@ def convert_purchase(
     who: Borrower,
     key: IdempotencyKey,
 ) -> JSONResponse:
-    _payment(ctx, who, payment_id)
 
-    def handle(idem_key: str) -> tuple[int, dict[str, Any]]:
+    def handle(uow: UnitOfWork, idem_key: str) -> tuple[int, dict[str, Any]]:
+        _payment_in(uow, who, payment_id)  # in the same transaction as the use case
         outcome = ctx.credit_pay.convert_purchase(
-            auth_id=payment_id, periods=body.periods, ref=derived_ref(who, idem_key, "ip")
+            auth_id=payment_id,
+            periods=body.periods,
+            ref=derived_ref(who, idem_key, "ip"),
+            uow=uow,
         )
         return 200, outcome_body(outcome, payment_id=payment_id)
 
