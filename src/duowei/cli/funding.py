@@ -9,6 +9,8 @@ summary. Bad input exits with status 2 and a one-line message.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
@@ -17,9 +19,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from duowei.cli.common import DbOption
+from duowei.cli.common import DbOption, fail
 from duowei.clock import Clock
-from duowei.errors import DuoweiError, InvalidInput
+from duowei.errors import DuoweiError
 from duowei.money import format_amount
 
 if TYPE_CHECKING:
@@ -40,9 +42,15 @@ feasibility_app = typer.Typer(
 )
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
+@contextmanager
+def _refusals(*also: type[Exception]) -> Iterator[None]:
+    """What the platform refuses (``DuoweiError``, and ``also``) ends the command with its
+    message and exit code 2, instead of a traceback."""
+    errors: tuple[type[Exception], ...] = (DuoweiError, *also)
+    try:
+        yield
+    except errors as exc:
+        fail(str(exc), code=2)
 
 
 class _Outcome(Protocol):
@@ -78,13 +86,10 @@ def abs_run(
     from duowei.funding.engine import Scenario, compile_deal, run_deal
     from duowei.funding.results import result_to_json
 
-    try:
+    with _refusals():
         deal = compile_deal(load_deal(deal_file))
         sc = None if scenario is None else Scenario.from_model(load_scenario(scenario))
         result = run_deal(deal, sc)
-    except InvalidInput as exc:
-        _fail(str(exc))
-        return
     doc = result_to_json(result)
     if as_json:
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
@@ -122,11 +127,8 @@ def feasibility_run(
     from duowei.funding.feasibility import load_plan, project, summarize, tornado
     from duowei.funding.feasibility_report import feasibility_html, feasibility_json
 
-    try:
+    with _refusals():
         plan = load_plan(plan_file)
-    except InvalidInput as exc:
-        _fail(str(exc))
-        return
     monthly = project(plan)
     summary = summarize(plan, monthly)
     bars = tornado(plan)
@@ -164,8 +166,7 @@ def _clock(on: str | None) -> Clock:
     try:
         day = date.fromisoformat(on)
     except ValueError:
-        _fail(f"--date {on!r} is not YYYY-MM-DD")
-        raise AssertionError("unreachable") from None
+        fail(f"--date {on!r} is not YYYY-MM-DD", code=2)
     return FixedClock(datetime.combine(day, ACTION_TIME, tzinfo=BUSINESS_TZ))
 
 
@@ -206,12 +207,9 @@ def abs_select_pool(
     """Select the eligible pool from the live book (cash loans) as of --date; print JSON."""
     from duowei.funding.deal import load_deal
 
-    try:
+    with _refusals():
         svc = _abs_service(db, on, regions)
         pool = svc.select_pool(load_deal(deal_file), as_of=svc.clock.today())
-    except DuoweiError as exc:
-        _fail(str(exc))
-        return
     doc = {
         "as_of": pool.as_of.isoformat(),
         "candidates": pool.candidates,
@@ -234,12 +232,9 @@ def abs_issue(
     """True sale of the eligible pool to the deal's SPV; records the tape root in the audit log."""
     from duowei.funding.deal import load_deal
 
-    try:
+    with _refusals():
         svc = _abs_service(db, on, regions)
         outcome = svc.issue(load_deal(deal_file), deal_id=deal_id, deal_no=deal_no)
-    except DuoweiError as exc:
-        _fail(str(exc))
-        return
     _echo_outcome(outcome)
 
 
@@ -254,12 +249,9 @@ def abs_export_tape(
     from duowei.funding.tape import verify_tape_files
     from duowei.services.abs_issue import export_tape
 
-    try:
+    with _refusals(ValueError):
         paths = export_tape(_abs_service(db, None, None), deal_id, out)
         rows = verify_tape_files(out)
-    except (DuoweiError, ValueError) as exc:
-        _fail(str(exc))
-        return
     doc = {"rows": rows, "files": {k: str(v) for k, v in paths.items()}}
     typer.echo(json.dumps(doc, indent=2))
 
@@ -271,11 +263,8 @@ def abs_verify_tape(
     """The investor's check: every row's inclusion proof leads to the manifest's root."""
     from duowei.funding.tape import verify_tape_files
 
-    try:
+    with _refusals(ValueError, OSError):
         rows = verify_tape_files(directory)
-    except (DuoweiError, ValueError, OSError) as exc:
-        _fail(str(exc))
-        return
     typer.echo(json.dumps({"ok": True, "rows": rows}))
 
 
@@ -286,12 +275,9 @@ def abs_close_period(
     db: DbOption = None,
 ) -> None:
     """Sweep the period's collections, run the waterfall on them, post, store the report."""
-    try:
+    with _refusals():
         svc = _abs_service(db, period_end, None)
         outcome = svc.close_period(deal_id, period_end=svc.clock.today())
-    except DuoweiError as exc:
-        _fail(str(exc))
-        return
     _echo_outcome(outcome)
 
 
@@ -302,11 +288,8 @@ def abs_report(
     db: DbOption = None,
 ) -> None:
     """Print the stored investor report of one period (JSON, money in fen)."""
-    try:
+    with _refusals():
         report = _abs_service(db, None, None).report(deal_id, period)
-    except DuoweiError as exc:
-        _fail(str(exc))
-        return
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
 
 
@@ -320,11 +303,8 @@ def abs_servicer_event(
 ) -> None:
     """Report a servicer event (termination, failure to remit, insolvency) on --date; the
     deal's servicer_event trigger fires when the period that holds it is closed."""
-    try:
+    with _refusals():
         outcome = _abs_service(db, on, None).report_servicer_event(deal_id, ref=ref, reason=reason)
-    except DuoweiError as exc:
-        _fail(str(exc))
-        return
     _echo_outcome(outcome)
 
 
@@ -334,11 +314,8 @@ def abs_triggers(
     db: DbOption = None,
 ) -> None:
     """Print every recorded trigger evaluation of a deal (value, threshold, breached), JSON."""
-    try:
+    with _refusals():
         tests = _abs_service(db, None, None).trigger_tests(deal_id)
-    except DuoweiError as exc:
-        _fail(str(exc))
-        return
     typer.echo(json.dumps(tests, indent=2))
 
 
@@ -361,14 +338,11 @@ def funding_settle_joint(
     from duowei.cli.common import database_for, settings_for
     from duowei.services.funding import FundingService
 
-    try:
+    with _refusals():
         clock = _clock(on)
         today = clock.today()
         svc = FundingService(database_for(settings_for(db)), clock)
         outcome = svc.settle_joint(on=today, ref=ref or f"jls-{today.isoformat()}")
-    except DuoweiError as exc:
-        _fail(str(exc))
-        return
     _echo_outcome(outcome, ref=outcome.ref, replayed=outcome.replayed)
 
 
@@ -380,12 +354,8 @@ def funding_reconcile_joint(db: DbOption = None) -> None:
     from duowei.cli.common import database_for, settings_for
     from duowei.services.funding import reconcile_joint
 
-    try:
-        with database_for(settings_for(db)).transaction() as uow:
-            rec = reconcile_joint(uow)
-    except DuoweiError as exc:
-        _fail(str(exc))
-        return
+    with _refusals(), database_for(settings_for(db)).transaction() as uow:
+        rec = reconcile_joint(uow)
     typer.echo(json.dumps(rec.to_json(), ensure_ascii=False, indent=2))
     if rec.breaks:
         raise typer.Exit(code=1)
