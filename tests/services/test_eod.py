@@ -273,3 +273,30 @@ def test_interest_accrues_only_once_per_day_in_the_gl(db: Database) -> None:
         )
     assert income is not None and -income.debit_balance_fen == accrued > 0
     assert np.int64(accrued) == accrued
+
+
+def test_the_day_in_sql_and_the_day_in_numpy_keep_the_same_books(
+    db: Database, tmp_path: Path
+) -> None:
+    """Statements, installment bills, due dates, ageing into M3: the run that accrues steady rows
+    in SQL (the default) ends every day where the run that reads every row into numpy ends."""
+    reference_db = open_database(f"sqlite:///{tmp_path / 'numpy.db'}")
+    try:
+        reference, story = _build(reference_db), _build(db)
+        end = date(2026, 6, 25)
+        numpy_runs = reference.eod_through(end, sql_accrual=False)
+        sql_runs = story.eod_through(end)
+        got, want = _snapshot(db), _snapshot(reference_db)
+        assert got["accounts"] == want["accounts"]
+        assert [r[:1] + r[2:] for r in got["statements"]] == [
+            r[:1] + r[2:] for r in want["statements"]
+        ]
+        assert got["balances"] == want["balances"]
+        assert [r.transfers for r in sql_runs] == [r.transfers for r in numpy_runs]
+        assert all(r.reconciled for r in sql_runs)
+        with db.transaction() as uow:
+            assert max(int(r[0]) for r in uow.fetchall("SELECT bucket FROM product_accounts")) >= 3
+            assert rederive(uow, story.catalog) == []
+        story.check_books()
+    finally:
+        reference_db.dispose()

@@ -11,13 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from duowei.db import Database
-from duowei.products.eod import Book
-from duowei.products.subledger import STATE_COLUMNS
+from duowei.products.eod import NO_DAY, RATE_SCALE, AgingRules, Book, day_number
+from duowei.products.subledger import STATE_COLUMNS, run_day_columns
 from duowei.services.eod_rows import (
     ChunkRows,
+    accrue_steady,
+    chunk_bounds,
     fixed_width_digits,
     prepare_store,
     read_chunk,
+    steady_condition,
     write_chunk,
 )
 from duowei.sim.book import make_eod_state
@@ -187,3 +190,71 @@ def test_postgresql_analyzes_a_never_analyzed_table_and_leaves_room_for_hot_upda
             ) == (50,)
     finally:
         db.dispose()
+
+
+HALF = RATE_SCALE // 2
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_steady_update_is_the_kernel_on_exactly_the_rows_it_takes(
+    db: Database, seed: int
+) -> None:
+    """Random rows and the edges of the steady rule (carries at the ends of their range, one day
+    before charge-off, bucket and class boundaries, a cure, a due date or statement due date
+    passed, already run, charged off): each row ends either untouched or exactly as the kernel
+    leaves it, the SQL takes every steady row, and the sums by bucket are the rows' accruals."""
+    day = day_number(ON)
+    rules = AgingRules((0, 30, 60, 90, 120, 150), (0, 1, 91, 271, 361), 180)
+    book = make_eod_state(accounts=300, seed=seed, business_date=ON)
+    c = book.columns
+    c["oldest_overdue_day"][::10] = NO_DAY  # some clean rows with a carry
+    edges: dict[int, tuple[str, int, bool]] = {
+        0: ("interest_carry", -HALF, True),
+        1: ("interest_carry", HALF - 1, True),
+        2: ("interest_carry", HALF, False),
+        3: ("penalty_carry", -HALF - 1, False),
+        4: ("oldest_overdue_day", day - 179, True),
+        5: ("oldest_overdue_day", day - 180, False),  # charge-off today: numpy's
+        6: ("oldest_overdue_day", day - 30, True),
+        7: ("oldest_overdue_day", day - 31, True),
+        8: ("oldest_overdue_day", day - 91, True),
+        9: ("due_day", day - 1, False),
+        10: ("last_run_day", day, False),
+        11: ("charged_off", 1, False),
+        12: ("oldest_overdue_day", day + 3, False),  # an overdue date after the day
+    }
+    for i, (name, value, _) in edges.items():
+        c["due_day"][i] = NO_DAY if name != "due_day" else value
+        c["overdue_principal_fen"][i] = 50_000
+        c["oldest_overdue_day"][i] = day - 5
+        c[name][i] = value
+    c["overdue_principal_fen"][13] = c["overdue_interest_fen"][13] = c["penalty_fen"][13] = 0
+    c["oldest_overdue_day"][13] = day - 3  # cured: numpy clears the overdue date
+    store_book(db, book, kind="cash_loan")
+    with db.transaction() as uow:
+        uow.execute(  # a statement due date passed (credit-pay's due step): numpy's
+            "UPDATE product_accounts SET stmt_due_day = ? WHERE id = ?", (day - 1, 14 * 100 + 101)
+        )
+    before = _table(db, "cash_loan")
+    expected = {k: v.copy() for k, v in before.items()}
+    run_day_columns({k: expected[k] for k in STATE_COLUMNS}, day, rules)
+    with db.transaction() as uow:
+        bounds = chunk_bounds(uow, "cash_loan", 0, 10_000)
+        assert bounds is not None and bounds.rows == 300
+        done = accrue_steady(uow, bounds, day, rules, steady_condition(day, rules))
+    after = _table(db, "cash_loan")
+    state = np.array([after[k] for k in STATE_COLUMNS])
+    untouched = (state == np.array([before[k] for k in STATE_COLUMNS])).all(axis=0)
+    as_kernel = (state == np.array([expected[k] for k in STATE_COLUMNS])).all(axis=0)
+    assert (untouched | as_kernel).all()
+    taken = ~untouched
+    assert int(taken.sum()) == done.rows >= 200
+    for i, (name, _, steady) in edges.items():
+        assert bool(taken[i]) == steady, (i, name)
+    assert not taken[13] and not taken[14]
+    for k in range(7):
+        in_bucket = taken & (after["bucket"] == k)
+        interest = after["accrued_interest_fen"] - before["accrued_interest_fen"]
+        penalty = after["penalty_fen"] - before["penalty_fen"]
+        assert done.interest_fen[k] == int(interest[in_bucket].sum())
+        assert done.penalty_fen[k] == int(penalty[in_bucket].sum())

@@ -54,7 +54,16 @@ from duowei.products.subledger import (
     run_day_columns,
 )
 from duowei.products.terms import CreditPayTerms
-from duowei.services.eod_rows import ChunkRows, prepare_store, read_chunk, write_chunk
+from duowei.services.eod_rows import (
+    ChunkBounds,
+    SteadyDay,
+    accrue_steady,
+    chunk_bounds,
+    prepare_store,
+    read_where,
+    steady_condition,
+    write_chunk,
+)
 from duowei.services.product_store import (
     CNY,
     PHASE_IN_EOD,
@@ -70,11 +79,29 @@ CHUNK_ROWS_DEFAULT: Final = 50_000
 CHUNK_ROWS_MAX: Final = 1_000_000
 KINDS: Final = ("credit_pay", "cash_loan")
 SHORT: Final = {"credit_pay": "cp", "cash_loan": "cl"}
-PHASES: Final = ("read", "day", "write", "post", "reconcile")
+PHASES: Final = ("read", "day", "write", "accrue_sql", "post", "commit", "reconcile")
 
 
 class _Stop(RuntimeError):
     """Raised by the test hook to simulate a crash part-way through a run."""
+
+
+class _Phases:
+    """Wall and CPU seconds by phase: each ``lap`` charges the time since the last one."""
+
+    def __init__(self) -> None:
+        self.wall = dict.fromkeys(PHASES, 0.0)
+        self.cpu = dict.fromkeys(PHASES, 0.0)
+        self.start()
+
+    def start(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def lap(self, phase: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.wall[phase] += wall - self._wall
+        self.cpu[phase] += cpu - self._cpu
+        self._wall, self._cpu = wall, cpu
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +126,9 @@ class EodResult:
     transfers: int = 0
     holds_expired: int = 0
     reconciliation: tuple[ReconLine, ...] = ()
-    # Wall seconds by phase (read, day, write, post, reconcile): where a batch spends its time.
+    # Wall and CPU seconds (this process) by phase (``PHASES``): where a batch spends its time.
     phase_s: dict[str, float] = field(default_factory=dict)
+    phase_cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def reconciled(self) -> bool:
@@ -160,8 +188,10 @@ def run_eod(
     catalog: ProductCatalog | None = None,
     chunk_rows: int = CHUNK_ROWS_DEFAULT,
     fail_after_accounts: int | None = None,
+    sql_accrual: bool = True,
 ) -> EodResult:
-    """Run the end-of-day of ``business_date`` (see the module docstring)."""
+    """Run the end-of-day of ``business_date`` (see the module docstring). ``sql_accrual``
+    False reads every row into numpy (the same fen; kept to compare the two)."""
     if not 1 <= chunk_rows <= CHUNK_ROWS_MAX:
         raise InvalidInput(f"chunk_rows must be 1..{CHUNK_ROWS_MAX}")
     catalog = catalog or ProductCatalog.standard(business_date)
@@ -176,10 +206,13 @@ def run_eod(
     totals: dict[str, int] = {"statements": 0, "bills": 0, "charged_off": 0, "transfers": 0}
     runs: dict[str, int] = {}
     budget = [fail_after_accounts]
-    seconds = dict.fromkeys(PHASES, 0.0)
+    phases = _Phases()
     for kind in KINDS:
         runs[kind] = _run_kind(
-            db, ledger, clock, catalog, business_date, kind, chunk_rows, totals, budget, seconds
+            db,
+            _Chunk(ledger, clock, catalog, business_date, kind, totals, phases, sql_accrual),
+            chunk_rows,
+            budget,
         )
     with db.transaction() as uow:
         summary = {**totals, "accounts": runs, "holds_expired": expired}
@@ -187,9 +220,9 @@ def run_eod(
             "UPDATE eod_runs SET status = 'done', summary = ? WHERE business_date = ?",
             (json.dumps(summary, sort_keys=True), business_date),
         )
-        started = time.perf_counter()
+        phases.start()
         recon = reconcile(uow)
-        seconds["reconcile"] += time.perf_counter() - started
+    phases.lap("reconcile")
     return EodResult(
         business_date,
         False,
@@ -200,56 +233,43 @@ def run_eod(
         totals["transfers"],
         expired,
         recon,
-        {k: round(v, 3) for k, v in seconds.items()},
+        {k: round(v, 3) for k, v in phases.wall.items()},
+        {k: round(v, 3) for k, v in phases.cpu.items()},
     )
 
 
-def _run_kind(
-    db: Database,
-    ledger: Ledger,
-    clock: Clock,
-    catalog: ProductCatalog,
-    business_date: date,
-    kind: str,
-    chunk_rows: int,
-    totals: dict[str, int],
-    budget: list[int | None],
-    seconds: dict[str, float],
-) -> int:
-    done = 0
+def _run_kind(db: Database, chunk: _Chunk, chunk_rows: int, budget: list[int | None]) -> int:
+    done, kind, on, phases = 0, chunk.kind, chunk.on, chunk.phases
     for _ in range(CHUNK_ROWS_MAX):
         with db.transaction() as uow:
+            phases.start()
             row = uow.fetchone(
                 "SELECT last_account_id, chunks, accounts FROM eod_progress "
                 "WHERE business_date = ? AND kind = ?",
-                (business_date, kind),
+                (on, kind),
             )
             last_id, chunk_no, accounts = (int(x) for x in row) if row else (0, 0, 0)
-            started = time.perf_counter()
-            rows = read_chunk(uow, kind, last_id, chunk_rows)
-            seconds["read"] += time.perf_counter() - started
-            if len(rows) == 0:
+            bounds = chunk_bounds(uow, kind, last_id, chunk_rows)
+            if bounds is None:
                 return done
-            ids = rows.ids
-            chunk = _Chunk(
-                uow, ledger, clock, catalog, business_date, kind, chunk_no, totals, seconds
-            )
-            chunk.process(rows)
+            chunk.process(uow, chunk_no, bounds)
             if budget[0] is not None:
-                if len(ids) > budget[0]:
+                if bounds.rows > budget[0]:
                     # The test hook: die before this chunk commits, as a killed process would.
                     raise _Stop(f"test hook: stopped part-way through chunk {chunk_no}")
-                budget[0] -= len(ids)
+                budget[0] -= bounds.rows
             _save_progress(
                 uow,
-                business_date,
+                on,
                 kind,
-                int(ids[-1]),
+                bounds.last_id,
                 chunk_no + 1,
-                accounts + len(ids),
+                accounts + bounds.rows,
                 first=row is None,
             )
-        done += len(ids)
+            phases.lap("post")
+        phases.lap("commit")
+        done += bounds.rows
     raise AssertionError("more chunks than CHUNK_ROWS_MAX")
 
 
@@ -271,35 +291,54 @@ def _save_progress(
 
 
 class _Chunk:
-    """One chunk of one product on one day, inside one transaction."""
+    """One product on one day; ``process`` runs one chunk of it inside one transaction.
+
+    With ``sql_accrual`` the rows whose day is the passage of time alone (``steady_condition``:
+    accrual, penalty, days past due; most rows on most days) are run by one ``UPDATE`` in the
+    database and never read; numpy runs the others (amounts falling due, statement due dates,
+    cures, charge-off, today's statements and installment bills). Those go first: once run, a
+    row's ``last_run_day`` keeps the update off it.
+    """
 
     def __init__(
         self,
-        uow: UnitOfWork,
         ledger: Ledger,
         clock: Clock,
         catalog: ProductCatalog,
         on: date,
         kind: str,
-        chunk_no: int,
         totals: dict[str, int],
-        seconds: dict[str, float],
+        phases: _Phases,
+        sql_accrual: bool,
     ) -> None:
-        self.uow, self.ledger, self.clock, self.catalog = uow, ledger, clock, catalog
-        self.seconds = seconds
-        self.on, self.day, self.kind, self.chunk_no, self.totals = (
-            on,
-            day_number(on),
-            kind,
-            chunk_no,
-            totals,
-        )
+        self.ledger, self.clock, self.catalog = ledger, clock, catalog
+        self.phases = phases
+        self.on, self.day, self.kind, self.totals = on, day_number(on), kind, totals
         self.rules = aging_rules(catalog, kind)
         terms = catalog.credit_pay if kind == "credit_pay" else catalog.cash_loan
         self.bucket_names = terms.delinquency.bucket_names
+        self.steady = steady_condition(self.day, self.rules) if sql_accrual else None
+        self.uow: UnitOfWork
+        self.chunk_no = 0
 
-    def process(self, rows: ChunkRows) -> None:
-        started = time.perf_counter()
+    def _eventful(self, bounds: ChunkBounds) -> str:
+        """The rows numpy must run: all but the steady and the charged-off ones (a charged-off
+        row's day changes nothing), plus today's statement cohort or tomorrow's bills."""
+        if self.steady is None:
+            return "1 = 1"
+        if self.kind == "credit_pay":
+            event = f"statement_day = {self.on.day}"
+        else:
+            event = (
+                f"id IN (SELECT account_id FROM schedule_rows WHERE bill_day = {self.day + 1} "
+                f"AND account_id BETWEEN {bounds.first_id} AND {bounds.last_id})"
+            )
+        return f"charged_off = 0 AND (NOT ({self.steady}) OR {event})"
+
+    def process(self, uow: UnitOfWork, chunk_no: int, bounds: ChunkBounds) -> None:
+        self.uow, self.chunk_no = uow, chunk_no
+        rows = read_where(uow, bounds, self._eventful(bounds))
+        self.phases.lap("read")
         ids, meta, cols = rows.ids, rows.meta, rows.cols
         interest_before = sum(cols[c] for c in INTEREST_COLUMNS)
         penalty_before = cols["penalty_fen"].copy()
@@ -321,18 +360,18 @@ class _Chunk:
                     },
                 )
                 interest[i] += amount
-        if self.kind == "credit_pay":
+        if len(ids) and self.kind == "credit_pay":
             self._statements(ids, meta, cols)
-        else:
+        elif len(ids):
             self._bills(ids, cols)
-        wrote = time.perf_counter()
-        write_chunk(self.uow, rows)
-        posted = time.perf_counter()
-        self._post(ids, meta, cols, interest, penalty, split)
-        done = time.perf_counter()
-        for phase, seconds in (("day", wrote - started), ("write", posted - wrote)):
-            self.seconds[phase] += seconds
-        self.seconds["post"] += done - posted
+        self.phases.lap("day")
+        write_chunk(uow, rows)
+        self.phases.lap("write")
+        steady = SteadyDay(0, {}, {})
+        if self.steady is not None:
+            steady = accrue_steady(uow, bounds, self.day, self.rules, self.steady)
+        self.phases.lap("accrue_sql")
+        self._post(ids, meta, cols, interest, penalty, split, steady)
 
     def _apply(
         self, cols: Columns, i: int, account_id: int, kind: str, fn: Any, ref: str = ""
@@ -497,7 +536,10 @@ class _Chunk:
         interest: np.ndarray,
         penalty: np.ndarray,
         split: dict[str, Any],
+        steady: SteadyDay,
     ) -> None:
+        """Aggregated GL transfers; the accruals of the rows run in SQL (``steady``, by bucket)
+        join those of the rows run in numpy."""
         product = self.kind
         tag = f"eod:{self.on:%Y%m%d}:{SHORT[product]}:{self.chunk_no}"
         buckets = cols["bucket"].astype(np.int64)
@@ -523,8 +565,11 @@ class _Chunk:
             ),
         )
         requests: list[TransferRequest] = []
+        in_sql = {"interest": steady.interest_fen, "penalty": steady.penalty_fen}
         for name, amounts, debit, credit, code in kinds:
             per_bucket = _bucket_sums(buckets, amounts, n)
+            for b, amount in in_sql.get(name, {}).items():
+                per_bucket[b] += amount
             for b, amount in enumerate(per_bucket):
                 if amount:
                     label = "".join(ch for ch in self.bucket_names[b] if ch.isalnum())

@@ -28,6 +28,7 @@ progress commit together, so a killed run loses only its open chunk.
 
 from __future__ import annotations
 
+import bisect
 import struct
 from dataclasses import dataclass
 from typing import Any, Final
@@ -36,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from duowei.db import UnitOfWork
+from duowei.products.eod import BALANCE_FEN_MAX, NO_DAY, RATE_NANO_MAX, RATE_SCALE, AgingRules
 from duowei.products.subledger import STATE_COLUMNS, Columns
 
 META_COLUMNS: Final = ("customer_no", "statement_day", "pair_due_day")
@@ -59,9 +61,173 @@ class ChunkRows:
     cols: Columns
     before: Columns
     rowids: I64 | None
+    # Every row of the kind in the chunk's id range (a range write may cover the range only then).
+    complete: bool = True
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkBounds:
+    """One chunk of one product: ``rows`` accounts, every account of ``kind`` with an id in
+    ``first_id..last_id``; on SQLite also the range of their rowids."""
+
+    kind: str
+    first_id: int
+    last_id: int
+    rows: int
+    first_rowid: int = 0
+    last_rowid: int = -1
+
+
+def chunk_bounds(uow: UnitOfWork, kind: str, after_id: int, rows_max: int) -> ChunkBounds | None:
+    """The next ``rows_max`` accounts of ``kind`` after ``after_id``, from the (kind, id) index
+    alone (no table row is read); None when there are none."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown product kind {kind!r}")
+    rid = "0, -1" if uow.dialect == "postgresql" else "MIN(rid), MAX(rid)"
+    rowid = "" if uow.dialect == "postgresql" else ", rowid AS rid"
+    row = uow.fetchone(
+        f"SELECT COUNT(*), MIN(id), MAX(id), {rid} FROM (SELECT id{rowid} FROM product_accounts "
+        "WHERE kind = ? AND id > ? ORDER BY id LIMIT ?) c",
+        (kind, int(after_id), int(rows_max)),
+    )
+    if row is None or not row[0]:
+        return None
+    count, first, last, first_rid, last_rid = (int(v) for v in row)
+    return ChunkBounds(kind, first, last, count, first_rid, last_rid)
+
+
+def range_sql(uow: UnitOfWork, b: ChunkBounds) -> str:
+    """The chunk's rows as a condition (literals: the kind is checked, the ids are integers)."""
+    ids = f"kind = '{b.kind}' AND id BETWEEN {int(b.first_id)} AND {int(b.last_id)}"
+    if uow.dialect == "sqlite" and b.last_rowid - b.first_rowid + 1 <= SPAN_FACTOR_MAX * b.rows:
+        # Walk the rowids in storage order; ``+`` keeps the planner off the (kind, id) index,
+        # which would cost a b-tree seek per row.
+        return (
+            f"rowid BETWEEN {int(b.first_rowid)} AND {int(b.last_rowid)} AND +kind = '{b.kind}' "
+            f"AND +id BETWEEN {int(b.first_id)} AND {int(b.last_id)}"
+        )
+    return ids
+
+
+# ---------------------------------------------------------------- steady rows, in SQL
+
+_HALF: Final = RATE_SCALE // 2
+
+
+@dataclass(frozen=True, slots=True)
+class SteadyDay:
+    """What ``accrue_steady`` did: rows, and the interest and penalty accrued by bucket."""
+
+    rows: int
+    interest_fen: dict[int, int]
+    penalty_fen: dict[int, int]
+
+
+def _days_past_due(day: int) -> str:
+    overdue_since = "oldest_overdue_day"
+    return f"(CASE WHEN {overdue_since} = {NO_DAY} THEN 0 ELSE {int(day)} - {overdue_since} END)"
+
+
+def _by_overdue_date(day: int, bounds: tuple[int, ...], *, strict: bool, first: int) -> str:
+    """``bisect`` of days past due in SQL, as tests of the overdue date alone (one column, no
+    arithmetic per row): the index of the first bound ``>= dpd`` (``strict``: ``> dpd``) plus
+    ``first``; ``dpd <= b`` is ``oldest >= day - b``. The kernel's ``searchsorted`` left
+    (buckets) and right - 1 (classes); a row with no overdue date has 0 days past due."""
+    clean = (bisect.bisect_right if strict else bisect.bisect_left)(bounds, 0) + first
+    op = ">" if strict else ">="
+    whens = " ".join(
+        f"WHEN oldest_overdue_day {op} {int(day) - int(b)} THEN {k + first}"
+        for k, b in enumerate(bounds)
+    )
+    return (
+        f"(CASE WHEN oldest_overdue_day = {NO_DAY} THEN {clean} {whens} "
+        f"ELSE {len(bounds) + first} END)"
+    )
+
+
+def steady_condition(day: int, rules: AgingRules) -> str:
+    """The rows whose day ``day`` is the passage of time alone, as SQL over the row.
+
+    Such a row is not yet run for the day and not charged off; nothing of it falls due before
+    the day (no ageing of due amounts, no statement due step); it is either clean (nothing
+    overdue, no overdue date) or delinquent with an overdue date on or before the day, and the
+    day does not bring it to charge-off; its carries are in the kernel's range
+    ``[-scale/2, scale/2)`` and its balances and rates within the kernel's limits. For such a
+    row the kernel (``accrue_and_age``, and the scalar path) does exactly what
+    ``accrue_steady`` does in one ``UPDATE``: interest on principal + due principal, penalty on
+    overdue principal, days past due, bucket and class from the overdue date, ``last_run_day``.
+    """
+    overdue = "overdue_principal_fen + overdue_interest_fen + penalty_fen"
+    return " AND ".join(
+        (
+            f"last_run_day < {int(day)}",
+            "charged_off = 0",
+            f"due_day >= {int(day)}",
+            f"stmt_due_day >= {int(day)}",
+            f"(({overdue} = 0 AND oldest_overdue_day = {NO_DAY}) OR "
+            f"({overdue} > 0 AND oldest_overdue_day <= {int(day)}))",
+            # days past due < charge-off days (a clean row has 0: NO_DAY passes)
+            f"oldest_overdue_day > {int(day) - int(rules.charge_off_dpd)}",
+            f"interest_carry BETWEEN {-_HALF} AND {_HALF - 1}",
+            f"penalty_carry BETWEEN {-_HALF} AND {_HALF - 1}",
+            f"daily_rate_nano BETWEEN 0 AND {RATE_NANO_MAX}",
+            f"penalty_rate_nano BETWEEN 0 AND {RATE_NANO_MAX}",
+            f"principal_fen + due_principal_fen <= {BALANCE_FEN_MAX}",
+            f"overdue_principal_fen <= {BALANCE_FEN_MAX}",
+        )
+    )
+
+
+def accrue_steady(
+    uow: UnitOfWork, bounds: ChunkBounds, day: int, rules: AgingRules, condition: str
+) -> SteadyDay:
+    """Run day ``day`` in the database on the chunk's rows that meet ``condition``
+    (``steady_condition``); the accruals by bucket are summed first (the update changes what
+    matches), in the same transaction.
+
+    The kernel's rounding in integer SQL: ``numerator = base x rate + carry`` is at least
+    ``-scale/2`` (the carry's range), so ``(numerator + scale/2) / scale`` divides a
+    non-negative number, where truncation (both engines) is the kernel's floor division; the
+    new carry is ``numerator - fen x scale``.
+    """
+    where = f"{range_sql(uow, bounds)} AND {condition}"
+    bucket = _by_overdue_date(day, rules.bucket_upper_dpd, strict=False, first=0)
+    asset_class = _by_overdue_date(day, rules.class_lower_dpd, strict=True, first=-1)
+    interest_n = "((principal_fen + due_principal_fen) * daily_rate_nano + interest_carry)"
+    penalty_n = "(overdue_principal_fen * penalty_rate_nano + penalty_carry)"
+    interest = f"(({interest_n} + {_HALF}) / {RATE_SCALE})"
+    penalty = f"(({penalty_n} + {_HALF}) / {RATE_SCALE})"
+    # Sums by bucket as one conditional sum per bucket (a GROUP BY would sort every row).
+    buckets = range(len(rules.bucket_upper_dpd) + 1)
+    sums = ", ".join(
+        f"SUM(CASE WHEN {bucket} = {k} THEN {interest} END), "
+        f"SUM(CASE WHEN {bucket} = {k} THEN {penalty} END)"
+        for k in buckets
+    )
+    row = uow.fetchone(f"SELECT COUNT(*), {sums} FROM product_accounts WHERE {where}")
+    count = int(row[0]) if row else 0
+    if row is None or count == 0:
+        return SteadyDay(0, {}, {})
+    # A row with nothing overdue owes no penalty: the carry in range rounds to 0 fen, unchanged.
+    cur = uow.execute(
+        f"UPDATE product_accounts SET accrued_interest_fen = accrued_interest_fen + {interest}, "
+        f"interest_carry = {interest_n} - {interest} * {RATE_SCALE}, "
+        f"penalty_fen = CASE WHEN overdue_principal_fen = 0 THEN penalty_fen "
+        f"ELSE penalty_fen + {penalty} END, "
+        f"penalty_carry = CASE WHEN overdue_principal_fen = 0 THEN penalty_carry "
+        f"ELSE {penalty_n} - {penalty} * {RATE_SCALE} END, "
+        f"days_past_due = {_days_past_due(day)}, bucket = {bucket}, asset_class = {asset_class}, "
+        f"last_run_day = {int(day)} WHERE {where}"
+    )
+    assert cur.rowcount == count, (cur.rowcount, count)
+    return SteadyDay(
+        count,
+        {k: int(row[1 + 2 * k] or 0) for k in buckets},
+        {k: int(row[2 + 2 * k] or 0) for k in buckets},
+    )
 
 
 def prepare_store(uow: UnitOfWork) -> None:
@@ -88,10 +254,27 @@ def read_chunk(uow: UnitOfWork, kind: str, after_id: int, rows_max: int) -> Chun
         raise ValueError(f"unknown product kind {kind!r}")
     # Column-major (field, row): each column is a contiguous view, no copy per column.
     if uow.dialect == "postgresql":
-        table, rowids = _read_postgresql(uow, kind, after_id, rows_max), None
+        where = f"kind = '{kind}' AND id > {int(after_id)}"
+        table, rowids = _read_postgresql(uow, where, int(rows_max)), None
     else:
-        table = _read_sqlite(uow, kind, after_id, rows_max)
+        table = _read_sqlite(uow, "kind = ? AND id > ?", (kind,), after_id, rows_max)
         rowids, table = table[0], table[1:]
+    return _chunk_rows(kind, table, rowids)
+
+
+def read_where(uow: UnitOfWork, bounds: ChunkBounds, condition: str) -> ChunkRows:
+    """The accounts of ``bounds`` that meet ``condition`` (SQL over the row's own columns, no
+    parameters), in id order; the chunk's other rows are not read."""
+    where = f"{range_sql(uow, bounds)} AND ({condition})"
+    if uow.dialect == "postgresql":
+        table, rowids = _read_postgresql(uow, where, bounds.rows), None
+    else:
+        table = _read_sqlite(uow, f"{where} AND id > ?", (), bounds.first_id - 1, bounds.rows)
+        rowids, table = table[0], table[1:]
+    return _chunk_rows(bounds.kind, table, rowids, complete=False)
+
+
+def _chunk_rows(kind: str, table: I64, rowids: I64 | None, *, complete: bool = True) -> ChunkRows:
     if table.shape[1] > 1 and not bool((np.diff(table[0]) > 0).all()):
         # The aggregate's order follows the ordered subquery; keep the contract regardless.
         order = np.argsort(table[0], kind="stable")
@@ -105,6 +288,7 @@ def read_chunk(uow: UnitOfWork, kind: str, after_id: int, rows_max: int) -> Chun
         cols,
         {c: v.copy() for c, v in cols.items()},
         rowids,
+        complete,
     )
 
 
@@ -127,18 +311,22 @@ def write_chunk(uow: UnitOfWork, chunk: ChunkRows) -> int:
 # ---------------------------------------------------------------- SQLite
 
 
-def _read_sqlite(uow: UnitOfWork, kind: str, after_id: int, rows_max: int) -> I64:
+def _read_sqlite(
+    uow: UnitOfWork, where: str, params: tuple[Any, ...], after_id: int, rows_max: int
+) -> I64:
+    """Rows meeting ``where`` (whose last parameter is the id after which to read), in batches
+    of ``READ_BATCH_ROWS`` in id order, at most ``rows_max``."""
     fields = ("rid", "id", *META_COLUMNS, *STATE_COLUMNS)
     inner = ", ".join(("rowid AS rid", *fields[1:]))
     sql = (
         f"SELECT {', '.join(f'group_concat({f})' for f in fields)} FROM (SELECT {inner} "
-        "FROM product_accounts WHERE kind = ? AND id > ? ORDER BY id LIMIT ?)"
+        f"FROM product_accounts WHERE {where} ORDER BY id LIMIT ?)"
     )
     parts: list[I64] = []
     last, left = after_id, rows_max
     while left > 0:
         batch = min(left, READ_BATCH_ROWS)
-        texts = uow.fetchone(sql, (kind, last, batch))
+        texts = uow.fetchone(sql, (*params, last, batch))
         if texts is None or texts[0] is None:
             break
         table = np.empty((len(fields), texts[0].count(",") + 1), dtype=np.int64)
@@ -176,7 +364,7 @@ def _write_sqlite(uow: UnitOfWork, chunk: ChunkRows, changed: dict[str, Any]) ->
     n = len(chunk)
     span = int(rowids.max()) - int(rowids.min()) + 1
     bulk = [c for c, m in changed.items() if int(m.sum()) * BULK_SHARE_MIN >= n]
-    if span > SPAN_FACTOR_MAX * n or n < BULK_SHARE_MIN:
+    if span > SPAN_FACTOR_MAX * n or n < BULK_SHARE_MIN or not chunk.complete:
         bulk = []
     bulk = [c for c in bulk if _width(chunk.cols[c]) is not None]
     if bulk:
@@ -256,11 +444,11 @@ def _copy_dtype(fields: int) -> np.dtype[Any]:
     return np.dtype(parts)
 
 
-def _read_postgresql(uow: UnitOfWork, kind: str, after_id: int, rows_max: int) -> I64:
+def _read_postgresql(uow: UnitOfWork, where: str, rows_max: int) -> I64:
     fields = ("id", "customer_no", "statement_day::bigint", "pair_due_day::bigint", *STATE_COLUMNS)
     select = (
-        f"SELECT {', '.join(fields)} FROM product_accounts WHERE kind = '{kind}' "
-        f"AND id > {int(after_id)} ORDER BY id LIMIT {int(rows_max)}"
+        f"SELECT {', '.join(fields)} FROM product_accounts WHERE {where} "
+        f"ORDER BY id LIMIT {int(rows_max)}"
     )
     cur = uow.raw.cursor()
     with cur.copy(f"COPY ({select}) TO STDOUT (FORMAT binary)") as copy:
