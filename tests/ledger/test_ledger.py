@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 
+from duowei.audit import service
 from duowei.audit.log import DbEventRecorder
 from duowei.clock import FixedClock
 from duowei.db import Database
@@ -248,6 +249,39 @@ def test_a_batch_returns_a_result_per_transfer(svc: LedgerService, db: Database)
     assert results[1234].code is ResultCode.EXCEEDS_CREDITS
     assert log_size(db) == size + 2999
     assert balances(svc, MERCHANT)[1] == sum(1 + i % 7 for i in range(3000) if i != 1234)
+
+
+def test_each_result_carries_the_seq_its_transfer_was_stored_under(
+    svc: LedgerService, db: Database
+) -> None:
+    """Small batches on PostgreSQL are numbered by the database at their end (migration 0016):
+    the results, replays inside the batch included, get the stored seqs."""
+    size = log_size(db)
+    batch = [
+        t("n1", MERCHANT, CASH, 5),
+        t("n2", LINE, USED, 7, flags=PENDING, timeout_s=60),
+        t("n1", MERCHANT, CASH, 5),  # a replay of a transfer new in this batch
+        t("n3", LINE, USED, 10**9),  # refused
+        t("n4", MERCHANT, CASH, 3, user_data='quote " and \\ and 中文'),
+        t("n5", LINE, USED, 0, flags=POST, pending_id="n2"),
+    ]
+    results = svc.create_transfers(batch)
+    assert [r.code for r in results] == [
+        ResultCode.OK,
+        ResultCode.OK,
+        ResultCode.OK,
+        ResultCode.EXCEEDS_CREDITS,
+        ResultCode.OK,
+        ResultCode.OK,
+    ]
+    stored = {tr.id: tr.seq for tr in svc.lookup_transfers(["n1", "n2", "n4", "n5"])}
+    assert stored == {"n1": size, "n2": size + 1, "n4": size + 2, "n5": size + 3}
+    assert [r.seq for r in results] == [size, size + 1, size, None, size + 2, size + 3]
+    assert results[2].replayed
+    again = svc.create_transfers([t("n4", MERCHANT, CASH, 3, user_data='quote " and \\ and 中文')])
+    assert again[0].replayed and again[0].seq == size + 2
+    assert log_size(db) == size + 4
+    assert service.verify_database(db, None).leaves == size + 4
 
 
 @pytest.mark.parametrize(

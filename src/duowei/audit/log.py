@@ -71,6 +71,32 @@ def transfer_leaf_data(
     ).encode()
 
 
+def transfer_leaf_parts(
+    transfer_id: str,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount_fen: int,
+    ledger: int,
+    code: int,
+    flags: int,
+    pending_id: str | None,
+    timeout_s: int,
+    user_data: str | None,
+    timestamp_us: int,
+) -> tuple[str, str]:
+    """The text of a transfer's leaf before and after its seq: ``before + str(seq) + after``
+    is ``transfer_leaf_data(seq, ...)`` decoded. For a leaf numbered by the database
+    (PostgreSQL's ``duowei_append_transfers``, migration 0016)."""
+    pid = "null" if pending_id is None else _json_str(pending_id)
+    ud = "null" if user_data is None else _json_str(user_data)
+    return (
+        f'{{"amount_fen":{amount_fen},"code":{code},"credit_account_id":{credit_account_id},'
+        f'"debit_account_id":{debit_account_id},"flags":{flags},"id":{_json_str(transfer_id)},'
+        f'"kind":"transfer","ledger":{ledger},"pending_id":{pid},"seq":',
+        f',"timeout_s":{timeout_s},"timestamp_us":{timestamp_us},"user_data":{ud},"v":1}}',
+    )
+
+
 def event_leaf_data(seq: int, kind: str, ref: str, payload_json: str, timestamp_us: int) -> bytes:
     """The canonical bytes of an event; ``payload_json`` is the payload's canonical JSON."""
     return (

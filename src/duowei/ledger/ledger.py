@@ -204,9 +204,11 @@ class Ledger:
             return []
         account_ids, pending_ids = referenced_ids(requests)
         transfer_ids = [r.id for r in requests if type(r.id) is str]
+        # PostgreSQL, small batch: numbered by the database at its end (save_outcome_numbering).
+        late = uow.dialect == "postgresql" and len(requests) <= store.NUMBERED_IN_DB_MAX
         with store.owned_transaction(uow, owned=commit) as owned:
             snap, size, chain = store.load_snapshot(
-                uow, account_ids, pending_ids, transfer_ids, begin=owned
+                uow, account_ids, pending_ids, transfer_ids, begin=owned, head=not late
             )
             now_us = to_micros(self.clock.now())
             # The batch allocates only acyclic records; pausing the cyclic collector saves its
@@ -218,6 +220,11 @@ class Ledger:
             finally:
                 if gc_was_enabled:
                     gc.enable()
+            if late:
+                if outcome.transfers or outcome.failures or owned:
+                    first = store.save_outcome_numbering(uow, outcome, snap, now_us, commit=commit)
+                    return _numbered(outcome.results, outcome.transfers, first)
+                return outcome.results
             rows = transfer_log_rows(outcome.transfers, chain)
             head = (size + len(rows), rows[-1][-1]) if rows else None
             if rows or outcome.failures or owned:
@@ -306,6 +313,22 @@ class LedgerService:
     def lookup_transfers(self, ids: Sequence[str]) -> list[Transfer]:
         with self.db.transaction() as uow:
             return self.ledger.lookup_transfers(uow, ids)
+
+
+def _numbered(
+    results: list[TransferResult], transfers: Sequence[Transfer], first: int
+) -> list[TransferResult]:
+    """Results of a batch decided with seqs counted from 0, with the seqs the database gave
+    (from ``first``): new transfers, and replays of one of them later in the same batch."""
+    if not first or not transfers:
+        return results
+    new_ids = {t.id for t in transfers}
+    return [
+        r._replace(seq=r.seq + first)
+        if r.seq is not None and (not r.replayed or r.id in new_ids)
+        else r
+        for r in results
+    ]
 
 
 def _is_unique_violation(exc: BaseException) -> bool:

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from psycopg.pq import TransactionStatus
 
-from duowei.audit.log import advance_head, lock_head
+from duowei.audit.log import advance_head, lock_head, transfer_leaf_parts
 from duowei.db import UnitOfWork
 from duowei.ledger.engine import BatchOutcome, Snapshot
 from duowei.ledger.model import Account, Transfer
@@ -102,8 +102,12 @@ def load_snapshot(
     transfer_ids: list[str],
     *,
     begin: bool = False,
+    head: bool = True,
 ) -> tuple[Snapshot, int, bytes]:
     """Load (and on PostgreSQL lock) every row a batch may touch, and the audit head.
+
+    ``head=False`` (PostgreSQL only, see ``save_outcome_numbering``): the head is neither read
+    nor locked here; the size returned is 0 and the link empty.
 
     Lock order, the same in every transaction: accounts (including those of the holds being
     resolved), then holds, then the audit head. On PostgreSQL the four reads go out in one
@@ -111,7 +115,7 @@ def load_snapshot(
     the BEGIN travels in it too.
     """
     if uow.dialect == "postgresql":
-        return _load_pg(uow, account_ids, pending_ids, transfer_ids, begin=begin)
+        return _load_pg(uow, account_ids, pending_ids, transfer_ids, begin=begin, head=head)
     pendings = {
         r[0]: list(r[1:])
         for r in _select_in(uow, _HOLD_STATE, "pending_transfers", list(pending_ids), lock=False)
@@ -151,6 +155,7 @@ def _load_pg(
     transfer_ids: list[str],
     *,
     begin: bool,
+    head: bool,
 ) -> tuple[Snapshot, int, bytes]:
     conn = uow.raw
     holds_of = (
@@ -185,13 +190,39 @@ def _load_pg(
             "SELECT id, result, body_digest FROM transfer_failures WHERE id = ANY(%s)",
             (transfer_ids,),
         )
-        cursors[4].execute("SELECT size, chain_hash FROM audit_head WHERE id = 1 FOR UPDATE")
+        if head:
+            cursors[4].execute("SELECT size, chain_hash FROM audit_head WHERE id = 1 FOR UPDATE")
     accounts = {r[0]: list(r[1:]) for r in cursors[0].fetchall()}
     pendings = {r[0]: list(r[1:]) for r in cursors[1].fetchall()} if pending_list else {}
     existing = {r[1]: Transfer(*r) for r in cursors[2].fetchall()}
     failures = {r[0]: (r[1], bytes(r[2])) for r in cursors[3].fetchall()}
+    snap = Snapshot(accounts, pendings, existing, failures)
+    if not head:
+        return snap, 0, b""
     size, chain = cursors[4].fetchone()
-    return Snapshot(accounts, pendings, existing, failures), int(size), bytes(chain)
+    return snap, int(size), bytes(chain)
+
+
+def _outcome_rows(
+    outcome: BatchOutcome, snap: Snapshot, now_us: int
+) -> tuple[
+    list[tuple[int, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]
+]:
+    """Balances (in account id order), new holds, resolved holds and failures to write."""
+    balances: list[tuple[int, ...]] = [
+        (a[2], a[3], a[4], a[5], account_id)
+        for account_id in sorted(outcome.touched_accounts)
+        for a in (snap.accounts[account_id],)
+    ]
+    # A hold opened and resolved in the same batch is inserted in its final state.
+    resolved_by = {pid: by for pid, _state, by in outcome.resolved_pendings}
+    holds = [(pid, *row, resolved_by.get(pid)) for pid, row in outcome.new_pendings]
+    opened = {pid for pid, _row in outcome.new_pendings}
+    resolved = [
+        (state, by, pid) for pid, state, by in outcome.resolved_pendings if pid not in opened
+    ]
+    failures = [(fid, code, digest, now_us) for fid, code, digest in outcome.failures]
+    return balances, holds, resolved, failures
 
 
 def save_outcome(
@@ -212,19 +243,7 @@ def save_outcome(
     COMMIT then travels in the same pipeline as the writes; inside ``owned_transaction`` it is
     sent as a statement, so the pipeline ends in one round trip instead of two.
     """
-    balances: list[tuple[int, ...]] = [
-        (a[2], a[3], a[4], a[5], account_id)
-        for account_id in sorted(outcome.touched_accounts)
-        for a in (snap.accounts[account_id],)
-    ]
-    # A hold opened and resolved in the same batch is inserted in its final state.
-    resolved_by = {pid: by for pid, _state, by in outcome.resolved_pendings}
-    holds = [(pid, *row, resolved_by.get(pid)) for pid, row in outcome.new_pendings]
-    opened = {pid for pid, _row in outcome.new_pendings}
-    resolved = [
-        (state, by, pid) for pid, state, by in outcome.resolved_pendings if pid not in opened
-    ]
-    failures = [(fid, code, digest, now_us) for fid, code, digest in outcome.failures]
+    balances, holds, resolved, failures = _outcome_rows(outcome, snap, now_us)
     if uow.dialect == "postgresql":
         _save_pg(uow, rows, balances, holds, resolved, failures, head, commit=commit)
     else:
@@ -329,6 +348,66 @@ def _save_pg(
             cur.execute("COMMIT")  # the ledger's own BEGIN (``owned_transaction``)
         elif commit:
             conn.commit()
+
+
+# Up to this many requests, a PostgreSQL batch is numbered by the database at its end
+# (``save_outcome_numbering``); larger ones (COPY) are numbered and hashed here.
+NUMBERED_IN_DB_MAX: Final = _COPY_ROWS_MIN - 1
+
+
+def save_outcome_numbering(
+    uow: UnitOfWork,
+    outcome: BatchOutcome,
+    snap: Snapshot,
+    now_us: int,
+    *,
+    commit: bool = False,
+) -> int:
+    """PostgreSQL: write a batch decided without the audit head (``load_snapshot(head=False)``,
+    seq counted from 0); return the seq the database gave its first transfer (0 if none).
+
+    One pipeline: holds, resolved holds and failures, then ``duowei_append_transfers``
+    (migration 0016), which writes the balances, and only then locks the head, numbers the
+    transfers, hashes their leaves and links and inserts them; then COMMIT when ``commit``.
+    So the head is held for that call, the COMMIT and its WAL flush, not for the reads and
+    the decision: concurrent transactions overlap everything else.
+    """
+    _balances, holds, resolved, failures = _outcome_rows(outcome, snap, now_us)
+    balances = [
+        [account_id, a[2], a[3], a[4], a[5]]
+        for account_id in sorted(outcome.touched_accounts)
+        for a in (snap.accounts[account_id],)
+    ]
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    for t in outcome.transfers:
+        before, after = transfer_leaf_parts(*t[1:12])
+        prefixes.append(before)
+        suffixes.append(after)
+    conn = uow.raw
+    cur = conn.cursor()
+    append = conn.cursor()
+    with conn.pipeline():
+        if holds:
+            cur.executemany(uow.sql(_INSERT_HOLD), holds)
+        if resolved:
+            cur.executemany(uow.sql(_RESOLVE_HOLD), resolved)
+        if failures:
+            cur.executemany(uow.sql(_INSERT_FAILURE), failures)
+        if prefixes or balances:
+            append.execute(
+                "SELECT duowei_append_transfers(%s::text[], %s::text[], %s::int8[])",
+                (prefixes, suffixes, balances),
+            )
+        if commit and conn.autocommit:
+            cur.execute("COMMIT")  # the ledger's own BEGIN (``owned_transaction``)
+        elif commit:
+            conn.commit()
+    if not prefixes:
+        return 0
+    row = append.fetchone()
+    assert row is not None and row[0] is not None
+    return int(row[0])
 
 
 def insert_accounts(uow: UnitOfWork, rows: list[tuple[Any, ...]]) -> None:
