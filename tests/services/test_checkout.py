@@ -142,6 +142,68 @@ def test_a_declined_purchase_posts_nothing_but_keeps_its_decision_and_alert(
     assert story.available_fen(7) == y("5000.00")
 
 
+def _in_one_group(committer: GroupCommitter, calls: list[Any]) -> None:
+    """Run ``calls`` (each on its own thread) so that they form one group: a gate submission
+    holds the committer until all of them are queued."""
+    gate_open, queued = threading.Event(), threading.Event()
+
+    def gate(uow: UnitOfWork, results: list[Any]) -> None:
+        gate_open.set()
+        assert queued.wait(30)
+
+    # The gate's own transfer is refused (no such accounts): it only occupies the committer.
+    gate_thread = threading.Thread(
+        target=committer.submit, args=([TransferRequest("gate", 1, 2, 1, 1, 1)], gate)
+    )
+    gate_thread.start()
+    assert gate_open.wait(30)
+    threads = [threading.Thread(target=call) for call in calls]
+    for th in threads:
+        th.start()
+    for _ in range(3000):
+        if committer._queue.qsize() == len(calls):
+            break
+        threading.Event().wait(0.01)
+    groups_before = committer.groups_committed
+    queued.set()
+    for th in [gate_thread, *threads]:
+        th.join()
+    assert committer.groups_committed - groups_before == 2  # the gate's group, then theirs
+
+
+def test_declines_in_one_group_count_on_one_alert_per_customer(db: Database) -> None:
+    """Three declines of customer 7 and one of customer 8 in one group: one open alert each,
+    with 3 and 1 occurrences (what one transaction each leaves), and a later decline of 7 in
+    another group counts on the same alert."""
+    story = _story(db, 7, 8)
+    committer = GroupCommitter(db, story.clock)
+    checkout = CheckoutService(db, story.clock, _guard(), catalog=story.catalog, group=committer)
+    answers: list[CheckoutResult] = []
+    buys = [(7, "bad-1"), (7, "bad-2"), (8, "bad-3"), (7, "bad-4")]
+
+    def buy(no: int, auth_id: str) -> Any:
+        return lambda: answers.append(
+            checkout.authorize(_buy(no, auth_id, "80.00", merchant=BLOCKED))
+        )
+
+    _in_one_group(committer, [buy(no, a) for no, a in buys])
+    assert [a.outcome.reason for a in answers] == ["risk_decline"] * 4
+    checkout.authorize(_buy(7, "bad-5", "90.00", merchant=BLOCKED))
+    committer.close()
+    with db.transaction() as uow:
+        alerts = uow.fetchall(
+            "SELECT customer_no, occurrences, ref, severity, status, kind FROM risk_alerts "
+            "ORDER BY customer_no"
+        )
+    assert alerts == [
+        (7, 4, "bad-5", "high", "open", "authorization_decline"),
+        (8, 1, "bad-3", "high", "open", "authorization_decline"),
+    ]
+    for _no, auth_id in buys:
+        assert _traces(db, auth_id) == ONLY_DECISION
+    assert _count(db, "SELECT COUNT(*) FROM risk_rule_hits WHERE rule_id = 'MER01'") == 5
+
+
 def test_retries_get_the_first_answer(db: Database, grouped: bool) -> None:
     story = _story(db, 7)
     mode = Mode(story, grouped)

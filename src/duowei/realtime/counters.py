@@ -17,7 +17,6 @@ import bisect
 import secrets
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
@@ -51,55 +50,85 @@ class SeriesPlan:
     history_s: int  # > 0 on the customer's purchase series: also read the history stats
 
 
+# (windows, history window, event kind) -> (dimension, windows_s, keep_s, history_s) per
+# dimension the event kind reads: the same for every event of that kind, so worked out once.
+_Shape = tuple[tuple[str, tuple[int, ...], int, int], ...]
+_SHAPES: dict[tuple[Windows, int, str], _Shape] = {}
+_SHAPES_MAX: Final = 1_000  # rule sets x event kinds: a few; a bound all the same
+
+
+def _shape(windows: Windows, history_window_s: int, kind: EventKind) -> _Shape:
+    key = (windows, history_window_s, kind.value)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        parts = []
+        for dimension in ("customer", "device", "merchant"):
+            ws = tuple(sorted(w for d, k, w in windows if d == dimension and k == kind.value))
+            history = (
+                history_window_s if dimension == "customer" and kind is EventKind.PURCHASE else 0
+            )
+            if ws or history:
+                parts.append((dimension, ws, max((*ws, history)), history))
+        shape = tuple(parts)
+        if len(_SHAPES) < _SHAPES_MAX:
+            _SHAPES[key] = shape  # a benign race: two threads store the same tuple
+    return shape
+
+
 def plan_series(event: RiskEvent, windows: Windows, history_window_s: int) -> list[SeriesPlan]:
     """The series an event touches; pure, shared by both stores."""
     ids = {"customer": str(event.customer_no), "device": event.device_id}
     ids["merchant"] = event.merchant_id
-    plans = []
-    for dimension in ("customer", "device", "merchant"):
-        if not ids[dimension]:
-            continue
-        ws = tuple(sorted(w for d, k, w in windows if d == dimension and k == event.kind.value))
-        history = (
-            history_window_s if dimension == "customer" and event.kind is EventKind.PURCHASE else 0
-        )
-        if not ws and not history:
-            continue
-        plans.append(
-            SeriesPlan(
-                dimension,
-                event.kind.value,
-                f"{dimension}:{ids[dimension]}:{event.kind.value}",
-                ws,
-                max((*ws, history)),
-                history,
-            )
-        )
-    return plans
+    kind = event.kind.value
+    return [
+        SeriesPlan(dimension, kind, f"{dimension}:{ids[dimension]}:{kind}", ws, keep, history)
+        for dimension, ws, keep, history in _shape(windows, history_window_s, event.kind)
+        if ids[dimension]
+    ]
 
 
 @dataclass(slots=True)
 class _Series:
+    """One series' events in time order, as parallel lists (sums and maxima over a window are
+    then C loops over ``amounts``), and each event's (at_us, amount) by id."""
+
     times_us: list[int] = field(default_factory=list)
-    entries: list[tuple[int, str, int]] = field(default_factory=list)  # (at_us, id, amount)
-    ids: set[str] = field(default_factory=set)
+    ids: list[str] = field(default_factory=list)
+    amounts: list[int] = field(default_factory=list)
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def add(self, at_us: int, event_id: str, amount_fen: int) -> None:
-        if event_id in self.ids:
+        if event_id in self.seen:
             return
         i = bisect.bisect_right(self.times_us, at_us)
         self.times_us.insert(i, at_us)
-        self.entries.insert(i, (at_us, event_id, amount_fen))
-        self.ids.add(event_id)
+        self.ids.insert(i, event_id)
+        self.amounts.insert(i, amount_fen)
+        self.seen[event_id] = (at_us, amount_fen)
 
     def trim(self, horizon_us: int) -> None:
         cut = bisect.bisect_right(self.times_us, horizon_us)
-        cut = max(cut, len(self.entries) - SERIES_ENTRIES_MAX)
+        cut = max(cut, len(self.times_us) - SERIES_ENTRIES_MAX)
         if cut > 0:
-            for _, eid, _ in self.entries[:cut]:
-                self.ids.discard(eid)
+            for eid in self.ids[:cut]:
+                del self.seen[eid]
             del self.times_us[:cut]
-            del self.entries[:cut]
+            del self.ids[:cut]
+            del self.amounts[:cut]
+
+    def history(self, after_us: int, current_id: str) -> tuple[int, int, int]:
+        """Count, total and largest amount of the events after ``after_us``, the current one
+        excluded."""
+        window = self.amounts[bisect.bisect_right(self.times_us, after_us) :]
+        count, total, largest = len(window), sum(window), max(window, default=0)
+        mine = self.seen.get(current_id)
+        if mine is not None and mine[0] > after_us:
+            count -= 1
+            total -= mine[1]
+            if mine[1] == largest:
+                window.remove(largest)  # one occurrence: another event may have the same
+                largest = max(window, default=0)
+        return count, total, largest
 
 
 class LocalCounters:
@@ -122,14 +151,14 @@ class LocalCounters:
                 series.add(now, event.event_id, event.amount_fen)
                 series.trim(now - plan.keep_s * _US)
                 lo = 0
+                times, amounts = series.times_us, series.amounts
                 for w in reversed(plan.windows_s):  # widest first: later windows start later
-                    lo = bisect.bisect_right(series.times_us, now - w * _US, lo)
-                    inside = series.entries[lo:]
+                    lo = bisect.bisect_right(times, now - w * _US, lo)
                     stats[(plan.dimension, plan.kind, w)] = WindowStat(
-                        len(inside), sum(e[2] for e in inside)
+                        len(times) - lo, sum(amounts[lo:])
                     )
                 if plan.history_s:
-                    history = _history(series.entries, now - plan.history_s * _US, event.event_id)
+                    history = series.history(now - plan.history_s * _US, event.event_id)
             device_new, device_count = self._see_device(event)
             previous = self._locations.get(event.customer_no)
             if event.latitude is not None and event.longitude is not None:
@@ -153,18 +182,6 @@ class LocalCounters:
         new = event.device_id not in known
         known.add(event.device_id)
         return new, len(known)
-
-
-def _history(
-    entries: Iterable[tuple[int, str, int]], after_us: int, current_id: str
-) -> tuple[int, int, int]:
-    count = total = largest = 0
-    for at_us, eid, amount in entries:
-        if at_us > after_us and eid != current_id:
-            count += 1
-            total += amount
-            largest = max(largest, amount)
-    return count, total, largest
 
 
 # One round trip, atomic (Redis runs a script alone). KEYS: epoch, devices, location, series...

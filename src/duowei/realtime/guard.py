@@ -14,16 +14,23 @@ import threading
 from datetime import date
 from typing import Final
 
-from duowei.clock import BUSINESS_TZ, from_micros
 from duowei.errors import InvalidInput
 from duowei.realtime.counters import CounterStore, LocalCounters
-from duowei.realtime.events import ID_LENGTH_MAX, Action, RiskEvent, RuleHit, Verdict
+from duowei.realtime.events import (
+    ID_LENGTH_MAX,
+    Action,
+    RiskEvent,
+    RuleHit,
+    Verdict,
+    business_date,
+)
 from duowei.realtime.model import AnomalyModel, features
-from duowei.realtime.rules import PREDICATES, Rule, RuleSet
+from duowei.realtime.rules import PREDICATES, Predicate, Rule, RuleSet
 
 AMOUNT_FEN_MAX: Final = 10**12  # far above any line: a programmer error, not a business case
 _SEVERITY_ORDER: Final = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 DEGRADED_REASON: Final = "COUNTERS_DEGRADED"
+DAYS_CACHED_MAX: Final = 10_000  # business dates whose rules are remembered: bounds memory
 
 
 def check_event(event: RiskEvent) -> None:
@@ -51,15 +58,17 @@ class RealtimeGuard:
         self.counters: CounterStore = counters or LocalCounters()
         self.model = model
         self._windows = ruleset.windows()
-        self._by_day: dict[date, tuple[tuple[Rule, bool], ...]] = {}
+        self._by_day: dict[date, tuple[tuple[Rule, bool, Predicate], ...]] = {}
         self._lock = threading.Lock()
         self.degraded_count = 0
         self.reset_count = 0
 
-    def _rules_on(self, on: date) -> tuple[tuple[Rule, bool], ...]:
+    def _rules_on(self, on: date) -> tuple[tuple[Rule, bool, Predicate], ...]:
         rules = self._by_day.get(on)
         if rules is None:
-            rules = tuple((r, r.shadow) for r in self.ruleset.in_force(on))
+            rules = tuple((r, r.shadow, PREDICATES[r.type]) for r in self.ruleset.in_force(on))
+            if len(self._by_day) >= DAYS_CACHED_MAX:
+                self._by_day.clear()
             self._by_day[on] = rules  # a benign race: both threads compute the same tuple
         return rules
 
@@ -69,12 +78,11 @@ class RealtimeGuard:
         obs = self.counters.observe(event, self._windows, self.ruleset.history_window_s)
         x = features(event, obs, self.ruleset.lists)
         score = self.model.score_one(x) if self.model is not None else 0.0
-        on = from_micros(event.at_us).astimezone(BUSINESS_TZ).date()
         hits: list[RuleHit] = []
         shadow: list[RuleHit] = []
         lists = self.ruleset.lists
-        for rule, is_shadow in self._rules_on(on):
-            if PREDICATES[rule.type](rule.params, event, obs, score, lists):
+        for rule, is_shadow, predicate in self._rules_on(business_date(event.at_us)):
+            if predicate(rule.params, event, obs, score, lists):
                 hit = RuleHit(rule.id, rule.action, rule.reason, rule.severity, is_shadow)
                 (shadow if is_shadow else hits).append(hit)
         action = max((h.action for h in hits), default=Action.APPROVE)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -68,8 +68,8 @@ def features(
         math.log1p(amount / 100),
         min(amount / mean, _RATIO_MAX) if mean else 0.0,
         float(obs.history_count),
-        float(obs.window("customer", kind.value, _WINDOW_SHORT_S).count),
-        float(obs.window("device", kind.value, _WINDOW_SHORT_S).count),
+        float(obs.window("customer", kind, _WINDOW_SHORT_S).count),  # a StrEnum: a str key
+        float(obs.window("device", kind, _WINDOW_SHORT_S).count),
         float(obs.device_new),
         float(obs.device_count),
         min(travel_speed_kmh(event, obs), _SPEED_MAX),
@@ -101,6 +101,40 @@ def _walk(tree: Tree, x: Sequence[float]) -> float:
     while left[node] != -1:
         node = left[node] if x[feature[node]] <= threshold[node] else right[node]
     return value[node]
+
+
+# Deeper trees are walked: a nested conditional expression that deep would strain the parser.
+COMPILED_DEPTH_MAX: Final = 12
+
+
+def _tree_expression(tree: Tree, node: int, depth: int) -> str | None:
+    feature, threshold, left, right, value = tree
+    if left[node] == -1:
+        return repr(float(value[node]))
+    if depth >= COMPILED_DEPTH_MAX:
+        return None
+    below = _tree_expression(tree, left[node], depth + 1)
+    above = _tree_expression(tree, right[node], depth + 1)
+    if below is None or above is None:
+        return None
+    # The same test as ``_walk``: repr of a float reads back as the same float.
+    return f"({below} if x[{int(feature[node])}] <= {float(threshold[node])!r} else {above})"
+
+
+def compile_trees(trees: Sequence[Tree]) -> Callable[[Sequence[float]], float] | None:
+    """One function that sums the trees' leaves for ``x``, as ``sum(_walk(t, x) ...)`` does
+    (same tests, same left-to-right additions, so the same float), without the loop: the
+    walk was a third of the guard's time per event. None when a tree is too deep for it.
+
+    The source holds only the model's own numbers (read through ``int``/``float``)."""
+    parts = [_tree_expression(t, 0, 0) for t in trees]
+    if any(p is None for p in parts):
+        return None
+    body = " + ".join(["0", *(p for p in parts if p is not None)])
+    namespace: dict[str, Any] = {}
+    exec(f"def leaves_sum(x):\n    return {body}\n", namespace)  # noqa: S102
+    fn: Callable[[Sequence[float]], float] = namespace["leaves_sum"]
+    return fn
 
 
 class AnomalyModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -141,7 +175,24 @@ class AnomalyModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def raw_one(self, x: Sequence[float]) -> float:
-        return self.init_raw_ + self.learning_rate * sum(_walk(t, x) for t in self.trees_)
+        leaves_sum = self._leaves_sum()
+        if leaves_sum is None:
+            return self.init_raw_ + self.learning_rate * sum(_walk(t, x) for t in self.trees_)
+        return self.init_raw_ + self.learning_rate * leaves_sum(x)
+
+    def _leaves_sum(self) -> Callable[[Sequence[float]], float] | None:
+        # Compiled on first use for the trees it was compiled from (fit replaces them).
+        cached = self.__dict__.get("_compiled")
+        if cached is None or cached[0] is not self.trees_:
+            cached = self.__dict__["_compiled"] = (self.trees_, compile_trees(self.trees_))
+        fn: Callable[[Sequence[float]], float] | None = cached[1]
+        return fn
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A compiled function does not pickle; it is compiled again on first use.
+        state: dict[str, Any] = super().__getstate__()
+        state.pop("_compiled", None)
+        return state
 
     def score_one(self, x: Sequence[float]) -> float:
         raw = self.raw_one(x)

@@ -80,24 +80,29 @@ Predicate = Callable[[Mapping[str, Any], RiskEvent, Observation, float, Mapping[
 
 
 def _dimension_key(event: RiskEvent, dimension: str) -> str:
-    return {"customer": str(event.customer_no), "device": event.device_id}.get(
-        dimension, event.merchant_id
-    )
+    if dimension == "customer":
+        return str(event.customer_no)
+    return event.device_id if dimension == "device" else event.merchant_id
+
+
+# An EventKind is a StrEnum: it equals and hashes as its value, so the predicates compare
+# ``event.kind`` with the rule's strings directly (``.value`` is a slow property, and the
+# guard runs these on every authorization).
 
 
 def _applies(p: Mapping[str, Any], event: RiskEvent) -> bool:
     kinds = p.get("event_kinds")
-    return kinds is None or event.kind.value in kinds
+    return kinds is None or event.kind in kinds
 
 
 def _velocity_count(p: Mapping[str, Any], e: RiskEvent, o: Observation, *_: Any) -> bool:
-    if e.kind.value != p["event_kind"] or not _dimension_key(e, p["dimension"]):
+    if e.kind != p["event_kind"] or not _dimension_key(e, p["dimension"]):
         return False
     return bool(o.window(p["dimension"], p["event_kind"], p["window_s"]).count > p["max_count"])
 
 
 def _velocity_amount(p: Mapping[str, Any], e: RiskEvent, o: Observation, *_: Any) -> bool:
-    if e.kind.value != p["event_kind"] or not _dimension_key(e, p["dimension"]):
+    if e.kind != p["event_kind"] or not _dimension_key(e, p["dimension"]):
         return False
     stat = o.window(p["dimension"], p["event_kind"], p["window_s"])
     return bool(stat.amount_fen > p["max_amount_fen"])
@@ -200,7 +205,7 @@ def _draw_after_increase(p: Mapping[str, Any], e: RiskEvent, *_: Any) -> bool:
 
 def _utilization_spike(p: Mapping[str, Any], e: RiskEvent, o: Observation, *_: Any) -> bool:
     # A line that was mostly unused and fills up within the window.
-    if e.kind.value != p["event_kind"] or e.limit_fen <= 0:
+    if e.kind != p["event_kind"] or e.limit_fen <= 0:
         return False
     before = e.in_use_fen * BASIS_POINTS < p["utilization_before_max_bp"] * e.limit_fen
     spent = o.window("customer", p["event_kind"], p["window_s"]).amount_fen

@@ -20,10 +20,10 @@ from typing import Any, Final
 from duowei.audit.events import canonical_json
 from duowei.audit.log import DbEventRecorder
 from duowei.bulk import insert_many
-from duowei.clock import BUSINESS_TZ, Clock, from_micros, to_micros
+from duowei.clock import Clock, to_micros
 from duowei.db import UnitOfWork
 from duowei.errors import InvalidInput, NotFound
-from duowei.realtime.events import Action, RiskEvent, Verdict
+from duowei.realtime.events import Action, RiskEvent, Verdict, business_date
 from duowei.realtime.rules import SEVERITIES
 
 PAGE_SIZE_MAX: Final = 500
@@ -72,7 +72,7 @@ _INSERT_HIT: Final = (
 )
 
 
-_DECISION_COLUMNS: Final = (
+DECISION_COLUMNS: Final = (
     ("event_id", "text"),
     ("customer_no", "int8"),
     ("kind", "text"),
@@ -85,7 +85,7 @@ _DECISION_COLUMNS: Final = (
     ("business_date", "text"),
     ("decided_us", "int8"),
 )
-_HIT_COLUMNS: Final = (
+HIT_COLUMNS: Final = (
     ("event_id", "text"),
     ("rule_id", "text"),
     ("ruleset_version", "text"),
@@ -96,7 +96,7 @@ _HIT_COLUMNS: Final = (
 
 
 def _business_day(event: RiskEvent) -> str:
-    return from_micros(event.at_us).astimezone(BUSINESS_TZ).date().isoformat()
+    return business_date(event.at_us).isoformat()
 
 
 def _decision_row(event: RiskEvent, verdict: Verdict, now_us: int) -> tuple[Any, ...]:
@@ -121,6 +121,54 @@ def _hit_rows(event: RiskEvent, verdict: Verdict) -> list[tuple[Any, ...]]:
         (event.event_id, h.rule_id, verdict.ruleset_version, int(h.shadow), h.action.label, day)
         for h in (*verdict.hits, *verdict.shadow_hits)
     ]
+
+
+# An alert raised again while open: one more occurrence (``excluded.occurrences`` for many
+# at once, see ``alert_rows``), the latest ref and summary, the most severe severity.
+ALERT_UPSERT_TAIL: Final = (
+    "ON CONFLICT (dedup_key) WHERE status = 'open' DO UPDATE SET "
+    "occurrences = risk_alerts.occurrences + excluded.occurrences, "
+    "last_seen_us = excluded.last_seen_us, ref = excluded.ref, summary = excluded.summary, "
+    "severity = CASE "
+    "WHEN risk_alerts.severity = 'critical' OR excluded.severity = 'critical' THEN 'critical' "
+    "WHEN risk_alerts.severity = 'high' OR excluded.severity = 'high' THEN 'high' "
+    "WHEN risk_alerts.severity = 'medium' OR excluded.severity = 'medium' THEN 'medium' "
+    "ELSE 'low' END"
+)
+
+
+def decided_rows(
+    decided: Sequence[tuple[RiskEvent, Verdict]], now_us: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The ``risk_decisions`` and ``risk_rule_hits`` rows of many new verdicts."""
+    decisions = [_decision_row(e, v, now_us) for e, v in decided]
+    hits = [r for e, v in decided if v.hits or v.shadow_hits for r in _hit_rows(e, v)]
+    return decisions, hits
+
+
+def alert_rows(decided: Sequence[tuple[RiskEvent, Verdict]], now_us: int) -> list[tuple[Any, ...]]:
+    """The alerts of many new verdicts, one row per alert key: (dedup_key, kind, severity,
+    customer_no, ref, summary, occurrences, seen_us). Several holds of one customer in one
+    group are one row (their count, the latest ref and summary, the worst severity), as
+    ``raise_alert`` one after the other would leave it; one row per key, because one INSERT
+    ... ON CONFLICT may not update a row twice."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    for event, verdict in decided:
+        if verdict.action not in ALERT_ACTIONS:
+            continue
+        label = verdict.action.label
+        key = f"customer:{event.customer_no}:{label}"
+        severity = _severest([h.severity for h in verdict.hits])
+        summary = ", ".join(verdict.reasons)[:TEXT_MAX]
+        earlier = rows.get(key)
+        if earlier is not None:
+            severity = _severest([earlier[2], severity])
+        count = 1 if earlier is None else earlier[6] + 1
+        rows[key] = (
+            key, f"authorization_{label}", severity, event.customer_no, event.event_id,
+            summary, count, now_us,
+        )  # fmt: skip
+    return list(rows.values())
 
 
 def _alert_for(uow: UnitOfWork, clock: Clock, event: RiskEvent, verdict: Verdict) -> None:
@@ -163,9 +211,9 @@ def record_decisions(
         return
     now_us = to_micros(clock.now())
     rows = [_decision_row(e, v, now_us) for e, v in decided]
-    insert_many(uow, "risk_decisions", _DECISION_COLUMNS, rows)
+    insert_many(uow, "risk_decisions", DECISION_COLUMNS, rows)
     insert_many(
-        uow, "risk_rule_hits", _HIT_COLUMNS, [r for e, v in decided for r in _hit_rows(e, v)]
+        uow, "risk_rule_hits", HIT_COLUMNS, [r for e, v in decided for r in _hit_rows(e, v)]
     )
     for event, verdict in decided:
         _alert_for(uow, clock, event, verdict)
@@ -238,13 +286,8 @@ def raise_alert(
     row = uow.fetchone(
         "INSERT INTO risk_alerts (dedup_key, kind, severity, customer_no, ref, summary, "
         "occurrences, first_seen_us, last_seen_us, status) VALUES (?,?,?,?,?,?,1,?,?,'open') "
-        "ON CONFLICT (dedup_key) WHERE status = 'open' DO UPDATE SET "
-        "occurrences = risk_alerts.occurrences + 1, last_seen_us = excluded.last_seen_us, "
-        "ref = excluded.ref, summary = excluded.summary, severity = CASE "
-        "WHEN risk_alerts.severity = 'critical' OR excluded.severity = 'critical' THEN 'critical' "
-        "WHEN risk_alerts.severity = 'high' OR excluded.severity = 'high' THEN 'high' "
-        "WHEN risk_alerts.severity = 'medium' OR excluded.severity = 'medium' THEN 'medium' "
-        "ELSE 'low' END RETURNING id",
+        + ALERT_UPSERT_TAIL.replace("excluded.occurrences", "1")
+        + " RETURNING id",
         (dedup_key, kind, severity, customer_no, ref, summary, now_us, now_us),
     )
     assert row is not None

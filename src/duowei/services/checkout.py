@@ -52,9 +52,11 @@ so an error reaches only its own caller.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Final
 
 from duowei.clock import Clock, to_micros
@@ -72,6 +74,7 @@ from duowei.realtime.limits import last_increase_us
 from duowei.services.cash_loan import CashLoanService
 from duowei.services.credit_pay import (
     AUTHORIZE_KIND,
+    PURCHASE_COLUMNS,
     CreditPayService,
     authorization_holds,
     authorization_refusal,
@@ -81,6 +84,7 @@ from duowei.services.credit_pay import (
     purchase_row,
 )
 from duowei.services.product_store import (
+    EVENT_COLUMNS,
     Outcome,
     ProductCatalog,
     check_ref,
@@ -522,8 +526,90 @@ class _GroupedAuthorizations:
             answers.append(
                 CheckoutResult(Outcome(True, "ok", p.auth_id, detail), plan.action, plan.reasons)
             )
-        risk_store.record_decisions(uow, decided, svc.clock)
-        if purchases:
-            insert_purchases(uow, purchases)
-        record_events(uow, events)
+        if uow.dialect == "postgresql":
+            _write_group_pg(uow, decided, purchases, events, to_micros(svc.clock.now()))
+        else:
+            risk_store.record_decisions(uow, decided, svc.clock)
+            if purchases:
+                insert_purchases(uow, purchases)
+            record_events(uow, events)
         return answers
+
+
+def _json_insert(
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    *,
+    derived: Sequence[tuple[str, str]] = (),
+    tail: str = "",
+) -> str:
+    """``INSERT`` of the rows of one JSON array of arrays (a ``%s`` parameter), each value
+    cast from its text to its column's type; ``derived``: (column, SQL expression) more."""
+    names = ", ".join([name for name, _type in columns] + [name for name, _sql in derived])
+    values = ", ".join(
+        [f"(r->>{i})::{pg_type}" for i, (_name, pg_type) in enumerate(columns)]
+        + [sql for _name, sql in derived]
+    )
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {values} "
+        f"FROM json_array_elements(%s::json) AS r{tail}"
+    )
+
+
+_ALERT_COLUMNS: Final = (
+    ("dedup_key", "text"),
+    ("kind", "text"),
+    ("severity", "text"),
+    ("customer_no", "int8"),
+    ("ref", "text"),
+    ("summary", "text"),
+    ("occurrences", "int4"),
+    ("first_seen_us", "int8"),
+)
+# A group's rows in one statement: decisions, rule hits, alerts, purchases and product events,
+# each table's rows one JSON parameter. Against one ``INSERT ... unnest`` per table: one
+# statement for the server to run (and psycopg to prepare) instead of five, and the rows go
+# out as one ``json.dumps`` each instead of one array per column, which psycopg builds
+# element by element in Python (measured: a third of the client cost of 20 rows).
+_GROUP_ROWS_SQL: Final = (
+    "WITH decisions AS ("
+    + _json_insert("risk_decisions", risk_store.DECISION_COLUMNS)
+    + "), hits AS ("
+    + _json_insert("risk_rule_hits", risk_store.HIT_COLUMNS)
+    + "), alerts AS ("
+    + _json_insert(
+        "risk_alerts",
+        _ALERT_COLUMNS,
+        derived=(("last_seen_us", "(r->>7)::int8"), ("status", "'open'")),
+        tail=" " + risk_store.ALERT_UPSERT_TAIL,
+    )
+    + "), purchases AS ("
+    + _json_insert("cp_purchases", PURCHASE_COLUMNS)
+    + ") "
+    + _json_insert("product_events", EVENT_COLUMNS)
+)
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+def _write_group_pg(
+    uow: UnitOfWork,
+    decided: Sequence[tuple[RiskEvent, Verdict]],
+    purchases: Sequence[tuple[Any, ...]],
+    events: Sequence[tuple[Any, ...]],
+    now_us: int,
+) -> None:
+    """A group's new verdicts (decisions, hits, alerts), purchases and events: one statement."""
+    decisions, hits = risk_store.decided_rows(decided, now_us)
+    alerts = risk_store.alert_rows(decided, now_us)
+    uow.raw.cursor().execute(
+        _GROUP_ROWS_SQL,
+        [
+            json.dumps(rows, default=_json_value)
+            for rows in (decisions, hits, alerts, purchases, events)
+        ],
+    )
