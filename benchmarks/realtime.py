@@ -5,8 +5,10 @@ holds, the purchase row and the product event, atomically. Measured through grou
 (``--threads`` client threads, default 64) with the one-transaction-each path as the anchor in
 the same run (``--anchor-threads``, default 4), each on a fresh schema with the same events.
 
-Also an open-loop run of the grouped path: authorizations due at ``--rate`` per second (default
-1,000, the target), latency counted from when each was due (``open_loop_*``).
+Also two open-loop runs of the grouped path: authorizations due at ``--rate`` per second
+(default 1,000, the target), latency counted from when each was due: 128 sender threads each
+blocking on its authorization (``open_loop_*``), and one sender thread handing each over as a
+future, as the API's event loop does (``open_loop_futures_*``).
 
 Prints one JSON line, with the CPU each path used per authorization (this process, and its
 PostgreSQL server processes read from /proc) and the load average: on a shared machine the
@@ -119,6 +121,7 @@ def authorizations(
     grouped: bool,
     committers: int = 1,
     rate: float | None = None,
+    futures: bool = False,
 ) -> dict[str, Any]:
     """Sustained checkout authorizations through ``CheckoutService`` on a fresh schema:
     state read, guard, decision row and, if approved, the holds, purchase row and product
@@ -128,7 +131,10 @@ def authorizations(
     the last is answered: the most the path sustains, with latency inflated by the queue the
     clients keep full. Open loop: authorizations are due at ``rate`` per second whatever the
     answers (``threads`` senders); latency counts from when each was due, so a path that
-    falls behind shows it."""
+    falls behind shows it. ``futures`` (open loop only): one sender thread hands each
+    authorization over when due (``CheckoutService.authorize_future``) and a callback takes
+    its latency when the group has committed, as the API's event loop does; no thread waits
+    per authorization."""
     schema = f"bench_rt_{uuid.uuid4().hex[:8]}"
     _admin(f"CREATE SCHEMA {schema}")
     try:
@@ -187,9 +193,34 @@ def authorizations(
                 latencies.extend(mine)
                 reasons.update(seen)
 
+        def hand_over() -> None:
+            # Purchases are built ahead: the sender's own work is the hand-over only.
+            purchases = [_purchase(e, customers) for e in events]
+            pending = []
+            for i, purchase in enumerate(purchases):
+                wait = due_at[i] - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                future = checkout.authorize_future(purchase)
+                future.add_done_callback(
+                    lambda f, due=due_at[i]: done_at.append(
+                        (time.perf_counter() - due, f.result().outcome.reason)
+                    )
+                )
+                pending.append(future)
+            for future in pending:
+                future.result()
+            latencies.extend(ms * 1000 for ms, _ in done_at)
+            reasons.update(reason for _, reason in done_at)
+
+        done_at: list[tuple[float, str]] = []  # list.append is atomic: callbacks on 2 threads
         if rate is None:
             parts = [events[i::threads] for i in range(threads)]
             workers = [threading.Thread(target=work, args=(p,)) for p in parts]
+        elif futures:
+            start = time.perf_counter() + 0.2
+            due_at.extend(start + i / rate for i in range(len(events)))
+            workers = [threading.Thread(target=hand_over)]
         else:
             start = time.perf_counter() + 0.2
             due_at.extend(start + i / rate for i in range(len(events)))
@@ -271,6 +302,15 @@ def main() -> None:
         committers=args.committers,
         rate=args.rate,
     )
+    handed = authorizations(
+        auth_events,
+        threads=1,
+        customers=customers,
+        grouped=True,
+        committers=args.committers,
+        rate=args.rate,
+        futures=True,
+    )
     anchor = authorizations(
         auth_events, threads=args.anchor_threads, customers=customers, grouped=False
     )
@@ -301,6 +341,14 @@ def main() -> None:
         "open_loop_completed_per_s": round(offered["per_s"], 1),
         "open_loop_ms_p50": round(offered["p50"], 2),
         "open_loop_ms_p99": round(offered["p99"], 2),
+        "open_loop_cpu_ms_per_authorization_client": _round(offered["client_cpu_ms"], 3),
+        "open_loop_cpu_ms_per_authorization_server": _round(offered["server_cpu_ms"], 3),
+        # The same offered rate handed over as futures by one thread (the API's event loop).
+        "open_loop_futures_completed_per_s": round(handed["per_s"], 1),
+        "open_loop_futures_ms_p50": round(handed["p50"], 2),
+        "open_loop_futures_ms_p99": round(handed["p99"], 2),
+        "open_loop_futures_cpu_ms_per_authorization_client": _round(handed["client_cpu_ms"], 3),
+        "open_loop_futures_cpu_ms_per_authorization_server": _round(handed["server_cpu_ms"], 3),
         "anchor_client_threads": args.anchor_threads,
         "one_tx_each_authorizations_per_s": round(anchor["per_s"], 1),
         "one_tx_each_authorization_ms_p50": round(anchor["p50"], 2),

@@ -12,6 +12,7 @@ import pytest
 
 from duowei.audit import service as audit
 from duowei.db import Database, UnitOfWork
+from duowei.errors import InvalidInput
 from duowei.ledger.group import GroupCommitter
 from duowei.ledger.model import TransferRequest
 from duowei.money import parse_amount as y
@@ -202,6 +203,26 @@ def test_declines_in_one_group_count_on_one_alert_per_customer(db: Database) -> 
     for _no, auth_id in buys:
         assert _traces(db, auth_id) == ONLY_DECISION
     assert _count(db, "SELECT COUNT(*) FROM risk_rule_hits WHERE rule_id = 'MER01'") == 5
+
+
+def test_an_authorization_handed_over_as_a_future(db: Database, grouped: bool) -> None:
+    """``authorize_future`` answers as ``authorize`` does, without blocking its caller."""
+    story = _story(db, 7)
+    mode = Mode(story, grouped)
+    try:
+        futures = [
+            mode.checkout.authorize_future(_buy(7, "fut-1", "100.00")),
+            mode.checkout.authorize_future(_buy(7, "fut-2", "80.00", merchant=BLOCKED)),
+        ]
+        results = [f.result(timeout=30) for f in futures]
+        with pytest.raises(InvalidInput):
+            mode.checkout.authorize_future(_buy(7, "bad id!", "1.00"))
+    finally:
+        mode.close()
+    assert [r.outcome.reason for r in results] == ["ok", "risk_decline"]
+    assert _traces(db, "fut-1") == APPROVED
+    assert _traces(db, "fut-2") == ONLY_DECISION
+    assert story.available_fen(7) == y("4900.00")
 
 
 def test_retries_get_the_first_answer(db: Database, grouped: bool) -> None:

@@ -142,16 +142,14 @@ class GroupCommitter:
     def submit_work(self, handler: GroupWork[ItemT, ResultT], item: ItemT) -> ResultT:
         """Run ``item`` through ``handler`` in a shared transaction; block until committed and
         return its answer (``handler.finish``'s entry for it)."""
-        return self.enqueue_work(handler, item).result()
+        answer: ResultT = self._put_work(handler, item).future.result()[1]
+        return answer
 
     def enqueue_work(self, handler: GroupWork[ItemT, ResultT], item: ItemT) -> Future[ResultT]:
         """``submit_work`` without blocking: a future of the answer, resolved once the group
         has committed. An event loop awaits it (``asyncio.wrap_future``) instead of parking a
         thread per request in flight."""
-        weight = max(1, handler.transfers_max)
-        if weight > self.max_transfers:
-            raise ValueError(f"a submission holds 1..{self.max_transfers} transfers")
-        submission = _Submission((), None, handler=handler, item=item, weight=weight)
+        submission = self._put_work(handler, item)
         answer: Future[ResultT] = Future()
 
         def settle(done: Future[tuple[list[TransferResult], Any]]) -> None:
@@ -162,8 +160,15 @@ class GroupCommitter:
                 answer.set_result(done.result()[1])
 
         submission.future.add_done_callback(settle)
-        self._queue.put(submission)
         return answer
+
+    def _put_work(self, handler: GroupWork[Any, Any], item: Any) -> _Submission:
+        weight = max(1, handler.transfers_max)
+        if weight > self.max_transfers:
+            raise ValueError(f"a submission holds 1..{self.max_transfers} transfers")
+        submission = _Submission((), None, handler=handler, item=item, weight=weight)
+        self._queue.put(submission)
+        return submission
 
     def close(self) -> None:
         """Finish what was submitted, then stop the committing threads."""

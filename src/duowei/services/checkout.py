@@ -19,6 +19,7 @@ Interface (the API's ``POST /payments`` calls this)::
     result.ok          # the hold is posted (also on an idempotent replay)
     result.outcome     # duowei.services.product_store.Outcome: reason, ref, detail, replayed
     result.risk        # {"action": "approve", "reasons": [...]}, or None (no verdict asked)
+    future = checkout.authorize_future(purchase)   # the same, without blocking (event loops)
     checkout.draw(LoanDraw(customer_no=7, loan_id="loan-1", principal_fen=600_000,
                            term_months=12, method=Method.EQUAL_INSTALLMENT, grade="B"))
     checkout.authorize_in(uow, purchase)   # inside the caller's unit of work (it commits)
@@ -55,6 +56,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
@@ -254,6 +256,18 @@ class CheckoutService:
             return self.group.submit_work(self._grouped, purchase)
         with self.db.transaction() as uow:
             return self.authorize_in(uow, purchase)
+
+    def authorize_future(self, purchase: Purchase) -> Future[CheckoutResult]:
+        """``authorize`` without blocking: a future of the result, resolved when the group has
+        committed (an event loop awaits it with ``asyncio.wrap_future``; no thread waits).
+        Without a group committer the authorization runs now and the future is already done.
+        Bad input raises here, as for ``authorize``."""
+        check_purchase(purchase)
+        if self.group is not None:
+            return self.group.enqueue_work(self._grouped, purchase)
+        done: Future[CheckoutResult] = Future()
+        done.set_result(self.authorize(purchase))
+        return done
 
     def authorize_in(self, uow: UnitOfWork, p: Purchase) -> CheckoutResult:
         """The whole authorization inside the caller's unit of work (the caller commits)."""
