@@ -45,7 +45,8 @@ the hold again, as the product services do for any refused use case.
 
 Inside a group the authorizations are prepared set-wise (one query for their idempotency keys,
 one for their verdicts, one that locks their lines in id order), their holds go into the
-group's one ledger batch, and their rows are written with one statement per table. Two
+group's one ledger batch, and their rows are written with one statement (on PostgreSQL: one
+JSON parameter per table; SQLite: one ``executemany`` per table). Two
 submissions of the same id in one group: the second runs after the group has committed and
 replays. If anything raises, the group's transaction rolls back and each submission runs alone,
 so an error reaches only its own caller.
