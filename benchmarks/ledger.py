@@ -5,10 +5,13 @@
 Measures transfers/s with one transfer per database transaction and batched (1,000 per
 transaction), with 10 hot accounts and with 100,000 accounts, and audit verification in
 leaves/s; and one transfer per request from 32 threads through group commit (requests share
-transactions, as TigerBeetle batches). The anchor in the same run is a plain batched
-INSERT + UPDATE ledger in Python (no rules, no log), on each engine. Targets on a 2-core
-machine: PostgreSQL batched >= 50,000/s, SQLite batched >= 150,000/s, PostgreSQL single
->= 2,000/s, verification >= 500,000 leaves/s.
+transactions, as TigerBeetle batches). "single_tps" is one client process, one transfer per
+transaction; "single_tps_4_clients" (PostgreSQL) is four client processes doing the same at
+once; "single_cost_per_transfer" is the CPU one such transaction costs the client and (when
+PostgreSQL runs on this host) its server backend, in microseconds. The anchor in the same run
+is a plain batched INSERT + UPDATE ledger in Python (no rules, no log), on each engine.
+Targets on a 2-core machine: PostgreSQL batched >= 50,000/s, SQLite batched >= 150,000/s,
+PostgreSQL single >= 2,000/s, verification >= 500,000 leaves/s.
 """
 
 from __future__ import annotations
@@ -71,10 +74,45 @@ def run_batched(svc: LedgerService, reqs: list[TransferRequest]) -> float:
 
 
 def run_single(svc: LedgerService, reqs: list[TransferRequest]) -> float:
+    return run_single_costed(svc, reqs)[0]
+
+
+def _backend_pid(svc: LedgerService) -> int | None:
+    if svc.db.dialect != "postgresql":
+        return None
+    with svc.db.transaction() as uow:
+        row = uow.fetchone("SELECT pg_backend_pid()")
+    return int(row[0]) if row is not None else None
+
+
+def _cpu_s_of(pid: int | None) -> float | None:
+    """User + system CPU seconds of a local process (the PostgreSQL backend), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_single_costed(
+    svc: LedgerService, reqs: list[TransferRequest]
+) -> tuple[float, dict[str, float]]:
+    """One client, one transfer per transaction: the rate, and the CPU one transaction costs
+    this client process and (PostgreSQL on this host) its server backend, in microseconds.
+    On a shared machine CPU time is the comparable figure; the wall rate is a lower bound."""
+    pid = _backend_pid(svc)
+    backend_before = _cpu_s_of(pid) if pid is not None else None
+    cpu_before = time.process_time()
     started = time.perf_counter()
     for req in reqs:
         assert svc.create_transfers([req])[0].ok
-    return len(reqs) / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    cost = {"client_cpu_us": round(1e6 * (time.process_time() - cpu_before) / len(reqs), 1)}
+    backend_after = _cpu_s_of(pid) if pid is not None else None
+    # The same connection throughout (one client, the pool's one connection), or no figure.
+    if backend_before is not None and backend_after is not None and _backend_pid(svc) == pid:
+        cost["server_cpu_us"] = round(1e6 * (backend_after - backend_before) / len(reqs), 1)
+    return len(reqs) / elapsed, cost
 
 
 def _single_worker(url: str, prefix: str, count: int, n_accounts: int, seed: int) -> int:
@@ -160,12 +198,13 @@ def engine_run(url: str, engine: str, args: argparse.Namespace) -> dict[str, Any
         svc = LedgerService(db, clock())
         open_accounts(svc, n_accounts)
         batched = run_batched(svc, requests("b", args.batched, n_accounts, 1))
-        single = run_single(svc, requests("s", args.single, n_accounts, 2))
+        single, single_cost = run_single_costed(svc, requests("s", args.single, n_accounts, 2))
         grouped = run_grouped(db, requests("g", args.single, n_accounts, 3), threads=32)
         key = f"accounts_{n_accounts}"
         out[key] = {
             "batched_tps": round(batched),
             "single_tps": round(single),
+            "single_cost_per_transfer": single_cost,
             "single_group_commit_32_threads_tps": round(grouped),
         }
         if engine == "postgresql":
