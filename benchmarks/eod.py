@@ -13,8 +13,10 @@ End to end (``--e2e-sizes``, ``--engines``): the same synthetic book stored in
 day: hold expiry, chunked read, due step + kernel + charge-off, write-back, aggregated GL postings,
 per-account write-offs, progress, reconciliation. Each size and engine runs in a fresh child
 process, whose peak RSS is reported (it includes building and loading the book), with the run's
-wall seconds by phase (``EodResult.phase_s``: read, day, write, post, reconcile), this process's
-CPU seconds (PostgreSQL's own work is in its server processes) and the load average.
+wall and CPU seconds by phase (``EodResult.phase_s`` / ``phase_cpu_s``: read, day, write,
+accrue_sql, post, commit, reconcile), this process's CPU seconds (PostgreSQL's own work is in its
+server processes) and the load average. ``--numpy-only`` runs every row through numpy instead of
+accruing the steady rows in SQL (the code before that change, for before/after pairs).
 
 Schedule + APR: our vectorized path (``equal_installment_many`` + ``irr_many``) against
 numpy-financial (``pmt`` + ``irr``) and pyxirr (``pmt`` + ``irr``) called per loan, on the same
@@ -149,7 +151,28 @@ def _pg_schema(action: str, schema: str) -> None:
         conn.execute(f"{action} SCHEMA {schema}" + (" CASCADE" if action == "DROP" else ""))
 
 
-def end_to_end_one(size: int, engine: str, seed: int) -> dict[str, Any]:
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process on this machine (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _backend(db: Any) -> tuple[int, float] | None:
+    """PostgreSQL: the pooled connection's server process and its CPU seconds so far (the run
+    takes one connection at a time, so the pool hands it the same one)."""
+    if db.dialect != "postgresql":
+        return None
+    with db.transaction() as uow:
+        pid = int(uow.fetchone("SELECT pg_backend_pid()")[0])
+    try:
+        return pid, _proc_cpu_s(pid)
+    except OSError:  # the server is on another machine
+        return None
+
+
+def end_to_end_one(
+    size: int, engine: str, seed: int, *, sql_accrual: bool = True
+) -> dict[str, Any]:
     """One size on one engine, in this (fresh) process."""
     from duowei.clock import FixedClock
     from duowei.db import open_database
@@ -183,9 +206,16 @@ def end_to_end_one(size: int, engine: str, seed: int) -> dict[str, Any]:
         del book
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         load_before = os.getloadavg()[0]
+        server0 = _backend(db)
         t0, cpu0 = time.perf_counter(), time.process_time()
-        result = run_eod(db, clock, BUSINESS_DATE)
+        result = run_eod(db, clock, BUSINESS_DATE, sql_accrual=sql_accrual)
         eod_s, eod_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+        server1 = _backend(db)
+        server_cpu_s = (
+            round(server1[1] - server0[1], 2)
+            if server0 and server1 and server0[0] == server1[0]
+            else None
+        )
         load_after = os.getloadavg()[0]
         t0 = time.perf_counter()
         again = run_eod(db, clock, BUSINESS_DATE)
@@ -201,7 +231,10 @@ def end_to_end_one(size: int, engine: str, seed: int) -> dict[str, Any]:
         "load_s": round(load_s, 2),
         "eod_end_to_end_s": round(eod_s, 2),
         "eod_cpu_s_this_process": round(eod_cpu_s, 2),
+        "eod_cpu_s_postgresql_backend": server_cpu_s,
+        "sql_accrual": sql_accrual,
         "phase_s": result.phase_s,
+        "phase_cpu_s": result.phase_cpu_s,
         "accounts_per_s": round(size / eod_s),
         "load_average_1min_before_after": [round(load_before, 2), round(load_after, 2)],
         "charged_off": result.charged_off,
@@ -214,12 +247,16 @@ def end_to_end_one(size: int, engine: str, seed: int) -> dict[str, Any]:
     }
 
 
-def end_to_end(sizes: list[int], engines: list[str], seed: int) -> list[dict[str, Any]]:
+def end_to_end(
+    sizes: list[int], engines: list[str], seed: int, *, numpy_only: bool = False
+) -> list[dict[str, Any]]:
     out = []
     for engine in engines:
         for size in sizes:
+            one = [f"{engine}:{size}", "--seed", str(seed)]
+            one += ["--numpy-only"] if numpy_only else []
             child = subprocess.run(
-                [sys.executable, __file__, "--e2e-one", f"{engine}:{size}", "--seed", str(seed)],
+                [sys.executable, __file__, "--e2e-one", *one],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -240,11 +277,15 @@ def main() -> None:
     parser.add_argument("--e2e-sizes", default="100000,1000000", help="'' to skip end to end")
     parser.add_argument("--engines", default="sqlite,postgresql")
     parser.add_argument("--skip-kernel", action="store_true", help="only the end-to-end part")
+    parser.add_argument(
+        "--numpy-only", action="store_true", help="read every row into numpy (no SQL accrual)"
+    )
     parser.add_argument("--e2e-one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.e2e_one:
         engine, size = args.e2e_one.split(":")
-        print(json.dumps(end_to_end_one(int(size), engine, args.seed)))
+        one = end_to_end_one(int(size), engine, args.seed, sql_accrual=not args.numpy_only)
+        print(json.dumps(one))
         return
     sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     loans = 100_000 if args.quick else args.loans
@@ -260,6 +301,7 @@ def main() -> None:
             [int(s) for s in args.e2e_sizes.split(",") if s] if not args.quick else [100_000],
             args.engines.split(","),
             args.seed,
+            numpy_only=args.numpy_only,
         ),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

@@ -200,16 +200,25 @@ def accrue_steady(
     penalty_n = "(overdue_principal_fen * penalty_rate_nano + penalty_carry)"
     interest = f"(({interest_n} + {_HALF}) / {RATE_SCALE})"
     penalty = f"(({penalty_n} + {_HALF}) / {RATE_SCALE})"
-    # Sums by bucket as one conditional sum per bucket (a GROUP BY would sort every row).
-    buckets = range(len(rules.bucket_upper_dpd) + 1)
-    sums = ", ".join(
-        f"SUM(CASE WHEN {bucket} = {k} THEN {interest} END), "
-        f"SUM(CASE WHEN {bucket} = {k} THEN {penalty} END)"
-        for k in buckets
+    # The sums: clean rows are all in the bucket of 0 days past due and owe no penalty; the
+    # overdue ones (a few percent) are grouped by bucket. (One conditional sum per bucket over
+    # every row took 1.3 CPU s per 1M rows, these two 1.1, shared machine.)
+    clean_bucket = bisect.bisect_left(rules.bucket_upper_dpd, 0)
+    clean = uow.fetchone(
+        f"SELECT COUNT(*), COALESCE(SUM({interest}), 0) FROM product_accounts "
+        f"WHERE {where} AND oldest_overdue_day = {NO_DAY}"
     )
-    row = uow.fetchone(f"SELECT COUNT(*), {sums} FROM product_accounts WHERE {where}")
-    count = int(row[0]) if row else 0
-    if row is None or count == 0:
+    overdue = uow.fetchall(
+        f"SELECT {bucket} AS b, COUNT(*), SUM({interest}), SUM({penalty}) FROM product_accounts "
+        f"WHERE {where} AND oldest_overdue_day <> {NO_DAY} GROUP BY 1"
+    )
+    interest_fen: dict[int, int] = {}
+    penalty_fen: dict[int, int] = {}
+    for b, _, i, p in [(clean_bucket, *(clean or (0, 0)), 0), *overdue]:
+        interest_fen[int(b)] = interest_fen.get(int(b), 0) + int(i)
+        penalty_fen[int(b)] = penalty_fen.get(int(b), 0) + int(p)
+    count = int(clean[0] if clean else 0) + sum(int(r[1]) for r in overdue)
+    if count == 0:
         return SteadyDay(0, {}, {})
     # A row with nothing overdue owes no penalty: the carry in range rounds to 0 fen, unchanged.
     cur = uow.execute(
@@ -223,11 +232,7 @@ def accrue_steady(
         f"last_run_day = {int(day)} WHERE {where}"
     )
     assert cur.rowcount == count, (cur.rowcount, count)
-    return SteadyDay(
-        count,
-        {k: int(row[1 + 2 * k] or 0) for k in buckets},
-        {k: int(row[2 + 2 * k] or 0) for k in buckets},
-    )
+    return SteadyDay(count, interest_fen, penalty_fen)
 
 
 def prepare_store(uow: UnitOfWork) -> None:
