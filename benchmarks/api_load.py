@@ -11,7 +11,9 @@ The client shares the machine with the server and PostgreSQL, so it is lean: raw
 keep-alive connections (an ``asyncio.Protocol`` per connection on uvloop; a connection carries
 one request at a time and a new one is opened when all are busy, up to ``IN_FLIGHT_MAX``). The
 CPU seconds of the client and of the server's processes are reported per rate, so the share of
-the machine each took is visible. ``--auth oauth`` authenticates with short-lived access tokens
+the machine each took is visible, and so are the PostgreSQL backends serving the server's
+connections (from /proc, matched by socket: other sessions on the same PostgreSQL are left
+out). ``--auth oauth`` authenticates with short-lived access tokens
 from ``POST /oauth/token`` instead of API keys.
 
 Anchor in the same run: ``GET /health`` (HTTP + one database round trip) at the top rate.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -224,6 +227,38 @@ def cpu_s(procs: list[psutil.Process]) -> float:
     return total
 
 
+def postgres_cpu_s() -> dict[int, float]:
+    """CPU seconds of every PostgreSQL process on this machine, by pid (read from /proc)."""
+    out: dict[int, float] = {}
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] == "postgres":
+            try:
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+    return out
+
+
+def backends_of(server: list[psutil.Process]) -> set[int]:
+    """The PostgreSQL backends serving this server: their peer is one of its sockets. Other
+    engineers' sessions on the same PostgreSQL are not counted."""
+    ports = set()
+    for p in server:
+        with contextlib.suppress(psutil.Error):
+            ports |= {c.laddr.port for c in p.net_connections("tcp") if c.raddr}
+    pids = set()
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] != "postgres":
+            continue
+        try:
+            if any(c.raddr and c.raddr.port in ports for c in p.net_connections("tcp")):
+                pids.add(p.pid)
+        except psutil.Error:
+            pass
+    return pids
+
+
 def own_cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -250,7 +285,7 @@ async def open_loop(
         latencies.append((time.perf_counter() - at) * 1000)
         codes[label] = codes.get(label, 0) + 1
 
-    server_cpu0, client_cpu0 = cpu_s(server), own_cpu_s()
+    server_cpu0, client_cpu0, pg_cpu0 = cpu_s(server), own_cpu_s(), postgres_cpu_s()
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter() + 0.05
     tasks = []
@@ -265,6 +300,9 @@ async def open_loop(
             await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - t0
+    pg_cpu1 = postgres_cpu_s()
+    # A backend opened during the step counts from zero.
+    pg_s = sum(pg_cpu1.get(b, 0.0) - pg_cpu0.get(b, 0.0) for b in backends_of(server))
     ok = sum(v for k, v in codes.items() if k in ("200", "201"))
     return {
         "offered_per_s": rate,
@@ -277,6 +315,7 @@ async def open_loop(
         "codes": codes,
         "server_cpu_ms_per_request": round((cpu_s(server) - server_cpu0) * 1000 / n, 3),
         "client_cpu_ms_per_request": round((own_cpu_s() - client_cpu0) * 1000 / n, 3),
+        "postgres_cpu_ms_per_request": round(pg_s * 1000 / n, 3),
         "load_1min_before": round(load0, 2),
         "connections_opened": client.opened,
     }
