@@ -172,6 +172,15 @@ def _ids_param(values: Sequence[str]) -> str | list[str]:
     return list(values)
 
 
+# Earlier outcomes under a batch's ids, stored transfers and remembered failures, in one
+# statement: a failure row has no seq, its result and digest in the last two columns.
+_SEEN_PG: Final = (
+    f"SELECT {TRANSFER_COLUMNS}, NULL::text, NULL::bytea FROM transfers WHERE id = ANY(%s) "
+    "UNION ALL SELECT NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    "result, body_digest FROM transfer_failures WHERE id = ANY(%s)"
+)
+
+
 def _load_pg(
     uow: UnitOfWork,
     account_ids: set[int],
@@ -188,43 +197,47 @@ def _load_pg(
     )
     pending_list = sorted(pending_ids)
     seen_ids = _ids_param(transfer_ids)
-    cursors = [conn.cursor() for _ in range(5)]
+    # Only the cursors needed: creating one is a measurable share of a one-transfer
+    # transaction's client CPU. BEGIN shares the cursor of the earlier-outcome lookup.
+    seen = conn.cursor()
+    locked = conn.cursor()
+    holds = conn.cursor() if pending_list else None
+    head_cur = conn.cursor() if head else None
     with conn.pipeline():
         if begin:
-            cursors[4].execute("BEGIN")
-        if pending_list:
-            cursors[0].execute(
+            seen.execute("BEGIN")
+        if holds is not None:
+            locked.execute(
                 f"SELECT {_ACCOUNT_STATE} FROM accounts WHERE id = ANY(%s){holds_of} "
                 "ORDER BY id FOR UPDATE",
                 (_ints_param(account_ids), pending_list, pending_list),
             )
-            cursors[1].execute(
+            holds.execute(
                 f"SELECT {_HOLD_STATE} FROM pending_transfers WHERE id = ANY(%s) "
                 "ORDER BY id FOR UPDATE",
                 (pending_list,),
             )
         else:
-            cursors[0].execute(
+            locked.execute(
                 f"SELECT {_ACCOUNT_STATE} FROM accounts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                 (_ints_param(account_ids),),
             )
-        cursors[2].execute(
-            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ANY(%s)", (seen_ids,)
-        )
-        cursors[3].execute(
-            "SELECT id, result, body_digest FROM transfer_failures WHERE id = ANY(%s)",
-            (seen_ids,),
-        )
-        if head:
-            cursors[4].execute("SELECT size, chain_hash FROM audit_head WHERE id = 1 FOR UPDATE")
-    accounts = {r[0]: list(r[1:]) for r in cursors[0].fetchall()}
-    pendings = {r[0]: list(r[1:]) for r in cursors[1].fetchall()} if pending_list else {}
-    existing = {r[1]: Transfer(*r) for r in cursors[2].fetchall()}
-    failures = {r[0]: (r[1], bytes(r[2])) for r in cursors[3].fetchall()}
+        seen.execute(_SEEN_PG, (seen_ids, seen_ids))
+        if head_cur is not None:
+            head_cur.execute("SELECT size, chain_hash FROM audit_head WHERE id = 1 FOR UPDATE")
+    accounts = {r[0]: list(r[1:]) for r in locked.fetchall()}
+    pendings = {r[0]: list(r[1:]) for r in holds.fetchall()} if holds is not None else {}
+    existing: dict[str, Transfer] = {}
+    failures: dict[str, tuple[str, bytes]] = {}
+    for r in seen.fetchall():
+        if r[0] is None:  # a remembered failure (a stored transfer always has a seq)
+            failures[r[1]] = (r[12], bytes(r[13]))
+        else:
+            existing[r[1]] = Transfer(*r[:12])
     snap = Snapshot(accounts, pendings, existing, failures)
-    if not head:
+    if head_cur is None:
         return snap, 0, b""
-    size, chain = cursors[4].fetchone()
+    size, chain = head_cur.fetchone()
     return snap, int(size), bytes(chain)
 
 
