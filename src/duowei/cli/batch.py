@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from duowei.audit import service
 from duowei.cli.common import DbOption, JsonOption, database_for, fail, print_json, settings_for
-from duowei.cli.report import privacy_keyring
 from duowei.errors import DuoweiError
-from duowei.services.batch import BatchConfig, BatchRun, DayResult, batch_status, run_days
+
+if TYPE_CHECKING:  # the batch's services load funding, reports and scipy: imported when run
+    from duowei.services.batch import BatchRun, DayResult
 
 app = typer.Typer(help="The business day's batch: end-of-day, bucket history, month-end jobs.")
 
@@ -82,6 +82,10 @@ def run(
     done are not run again. Exits 1 if a job fails (rerun to resume), 2 if a day does not
     reconcile.
     """
+    from duowei.audit import service
+    from duowei.cli.report import privacy_keyring
+    from duowei.services.batch import BatchConfig, run_days
+
     start = _date(business_date, "--date")
     end = _date(through, "--through") if through else start
     settings = settings_for(db)
@@ -144,6 +148,8 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """List the recorded jobs: date, job, status, attempts, seconds, and the last error."""
+    from duowei.services.batch import batch_status
+
     since = _date(business_date, "--date") if business_date else None
     end = _date(through, "--through") if through else None
     database = database_for(settings_for(db))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,15 +14,10 @@ from rich.table import Table
 
 from duowei.errors import DuoweiError
 from duowei.money import format_amount
-from duowei.services.demo import (
-    APPLICANTS_DEFAULT,
-    MONTHS_DEFAULT,
-    SEED_DEFAULT,
-    DemoConfig,
-    DemoResult,
-    run_demo,
-)
-from duowei.services.ledger_demo import run_ledger_demo
+from duowei.services.demo_defaults import APPLICANTS_DEFAULT, MONTHS_DEFAULT, SEED_DEFAULT
+
+if TYPE_CHECKING:
+    from duowei.services.demo import DemoResult
 
 
 class Scenario(StrEnum):
@@ -74,6 +69,8 @@ def demo(
     feasibility projection run on it, and the audit log is checkpointed and verified.
     OUT/dashboard.html shows the results. `--scenario ledger` runs the small ledger story.
     """
+    from duowei.services.demo import DemoConfig, run_demo  # the demo's libraries: seconds
+
     console = Console()
     if scenario is Scenario.LEDGER:
         _ledger_story(console, out)
@@ -112,6 +109,8 @@ def _print_result(console: Console, result: DemoResult, seconds: float) -> None:
 
 
 def _ledger_story(console: Console, out: Path) -> None:
+    from duowei.services.ledger_demo import run_ledger_demo
+
     outcome = run_ledger_demo(out)
     table = Table(title=f"Ledger scenario in {outcome.database_path}")
     table.add_column("step")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime, time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,7 +18,9 @@ from duowei.cli.common import DbOption, JsonOption, database_for, print_json, se
 from duowei.clock import BUSINESS_TZ, FixedClock
 from duowei.errors import DuoweiError
 from duowei.money import format_amount
-from duowei.services.eod import EodResult, ReconLine, reconcile, run_eod
+
+if TYPE_CHECKING:  # the end-of-day and its product modules load when a command runs
+    from duowei.services.eod import EodResult, ReconLine
 
 app = typer.Typer(help="End-of-day batch: accrual, aging, statements, holds, charge-off.")
 
@@ -93,6 +95,8 @@ def run(
     if shard_db:
         _run_shards(on, shard_db, backend=backend, cluster=cluster, as_json=as_json)
         return
+    from duowei.services.eod import run_eod
+
     database = database_for(settings_for(db))
     clock = FixedClock(datetime.combine(on, EOD_TIME, tzinfo=BUSINESS_TZ))
     try:
@@ -154,6 +158,8 @@ def _run_shards(
 @app.command("reconcile")
 def reconcile_cmd(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Prove the sub-ledger totals equal the GL control accounts, to the fen."""
+    from duowei.services.eod import reconcile
+
     database = database_for(settings_for(db))
     try:
         with database.transaction() as uow:

@@ -11,22 +11,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from duowei.audit import service
 from duowei.cli.common import DbOption, JsonOption, database_for, fail, print_json, settings_for
 from duowei.clock import SystemClock
-from duowei.compliance import credit_report as cr
-from duowei.compliance import inputs, report_files
-from duowei.compliance.reporting import submit_credit_report
-from duowei.compliance.statistics import FundingPosition, LoanPosition, compute_statistics
 from duowei.config import Settings
 from duowei.errors import DuoweiError
 from duowei.privacy.crypto import Keyring, load_or_create_keyring, seal_document
-from duowei.services import regulatory
-from duowei.services.product_store import ProductCatalog
+
+if TYPE_CHECKING:  # the report builders (openpyxl, the product services) load when run
+    from duowei.compliance import credit_report as cr
 
 app = typer.Typer(help="Regulatory reports: the credit-bureau batch and monthly statistics.")
 
@@ -56,6 +52,9 @@ def _month(value: str) -> str:
 def _bureau_input(
     path: Path,
 ) -> tuple[list[cr.CreditAgreement], list[cr.LoanMonth], list[cr.LoanMonth]]:
+    from duowei.compliance import credit_report as cr
+    from duowei.compliance import inputs
+
     doc = inputs.read_json(path)
     agreements = inputs.records_from(cr.CreditAgreement, doc.get("agreements", []), "agreements")
     current = inputs.records_from(cr.LoanMonth, doc.get("current", []), "current")
@@ -70,6 +69,9 @@ def credit_bureau(
 ) -> None:  # fmt: skip
     """Build the month's 210/220 batch, gate first negative information behind a notice,
     validate against the XSD, record it in the audit log, and write it sealed."""
+    from duowei.compliance.reporting import submit_credit_report
+    from duowei.services import regulatory
+
     month = _month(month)
     settings = settings_for(db)
     unlinked: tuple[int, ...] = ()
@@ -121,6 +123,12 @@ def statistics(
 ) -> None:  # fmt: skip
     """Monthly statistics reconciled to the ledger, pinned to a signed audit checkpoint.
     Exits 1 if any figure does not reconcile to the fen."""
+    from duowei.audit import service
+    from duowei.compliance import inputs, report_files
+    from duowei.compliance.statistics import FundingPosition, LoanPosition, compute_statistics
+    from duowei.services import regulatory
+    from duowei.services.product_store import ProductCatalog
+
     month = _month(month)
     settings = settings_for(db)
     try:

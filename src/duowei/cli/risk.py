@@ -17,11 +17,7 @@ from duowei.cli.common import DbOption, database_for, settings_for
 from duowei.clock import BUSINESS_TZ, FixedClock
 from duowei.errors import DuoweiError, InvalidInput
 from duowei.money import format_amount, parse_rate
-from duowei.portfolio import montecarlo_backends as mb
 from duowei.portfolio.capital import RetailClass, irb_retail
-from duowei.portfolio.montecarlo import FactorModel, prepare_book, risk_measures
-from duowei.portfolio.stress import load_book_csv, load_library, run_library, synthetic_book
-from duowei.portfolio.vasicek import worst_case_default_rate
 
 app = typer.Typer(help="Portfolio risk: IRB capital, Vasicek quantiles, Monte Carlo losses.")
 stress_app = typer.Typer(help="Macro stress tests of the book over scenario paths.")
@@ -89,6 +85,9 @@ def vasicek(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Vasicek worst-case default rate at confidence q."""
+    # The portfolio engines load scipy: imported by the commands that use them, not by --help.
+    from duowei.portfolio.vasicek import worst_case_default_rate
+
     try:
         quantile = worst_case_default_rate(
             pd=_ratio(pd, "pd"), rho=_ratio(rho, "rho"), q=_ratio(q, "q")
@@ -114,6 +113,9 @@ def montecarlo(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One-factor Monte Carlo on a uniform book of 1,000.00-yuan loans; VaR and ES at 99.9%."""
+    from duowei.portfolio import montecarlo_backends as mb
+    from duowei.portfolio.montecarlo import FactorModel, prepare_book, risk_measures
+
     if not 1 <= loans <= MC_LOANS_MAX:
         raise typer.BadParameter(f"--loans must be 1..{MC_LOANS_MAX}")
     book = prepare_book(
@@ -163,6 +165,8 @@ def run(
 
     With ``--db URL`` or ``--live`` the book is the live one in the database, and the ABS deal
     (issued from the book, else ``--deal``, else the sample deal) runs again under each path."""
+    from duowei.portfolio.stress import load_book_csv, load_library, run_library, synthetic_book
+
     try:
         library = load_library(scenarios_file)
         if db is not None or live:

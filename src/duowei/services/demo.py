@@ -41,6 +41,7 @@ from duowei.risk.decision import load_credit_policy
 from duowei.services.batch import DayResult
 from duowei.services.demo_book import BookRun, run_days
 from duowei.services.demo_dashboard import Extras, build_dashboard
+from duowei.services.demo_defaults import APPLICANTS_DEFAULT, MONTHS_DEFAULT, SEED_DEFAULT
 from duowei.services.demo_finance import feasibility, issue_abs
 from duowei.services.demo_model import DemoModel, default_data_path, load_artefact, train_champion
 from duowei.services.demo_population import APPLICANTS_MAX, make_population
@@ -48,10 +49,7 @@ from duowei.services.product_store import ProductCatalog
 from duowei.services.stress import run_live_stress
 
 CLOSING_JOBS: Final = ("statistics", "credit_bureau")  # the last month's reports
-APPLICANTS_DEFAULT: Final = 20_000
-MONTHS_DEFAULT: Final = 12
 MONTHS_MAX: Final = 24
-SEED_DEFAULT: Final = 2026
 START_DEFAULT: Final = date(2026, 1, 1)
 DATABASE_FILE: Final = "duowei.db"
 KEYRING_FILE: Final = "privacy.keyring"
