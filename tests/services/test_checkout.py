@@ -4,6 +4,7 @@ through group commit, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -282,40 +283,16 @@ def test_an_over_limit_refusal_in_a_group_reaches_only_its_caller(db: Database) 
     checkout = CheckoutService(
         db, story.clock, _guard(only=LIST_RULES), catalog=story.catalog, group=committer
     )
-    gate_open, queued = threading.Event(), threading.Event()
     answers: dict[str, CheckoutResult] = {}
 
-    def gate(uow: UnitOfWork, results: list[Any]) -> None:
-        # Holds the committer until the three purchases are queued: they form one group.
-        gate_open.set()
-        assert queued.wait(30)
+    def buy(auth_id: str, amount: str) -> Callable[[], None]:
+        def call() -> None:
+            answers[auth_id] = checkout.authorize(_buy(7, auth_id, amount))
 
-    # The gate's own transfer is refused (no such accounts): it only occupies the committer.
-    gate_thread = threading.Thread(
-        target=committer.submit, args=([TransferRequest("gate", 1, 2, 1, 1, 1)], gate)
-    )
-    gate_thread.start()
-    assert gate_open.wait(30)
+        return call
 
-    def buy(auth_id: str, amount: str) -> None:
-        answers[auth_id] = checkout.authorize(_buy(7, auth_id, amount))
-
-    buyers = [
-        threading.Thread(target=buy, args=(a, amt))
-        for a, amt in (("a", "400.00"), ("b", "700.00"), ("c", "300.00"))
-    ]
-    for th in buyers:
-        th.start()
-    for _ in range(3000):
-        if committer._queue.qsize() == 3:
-            break
-        threading.Event().wait(0.01)
-    groups_before = committer.groups_committed
-    queued.set()
-    for th in [gate_thread, *buyers]:
-        th.join()
+    _in_one_group(committer, [buy("a", "400.00"), buy("b", "700.00"), buy("c", "300.00")])
     committer.close()
-    assert committer.groups_committed - groups_before == 2  # the gate's group, then theirs
     refused = [a for a, r in answers.items() if not r.ok]
     assert len(refused) == 1, {a: (r.outcome, r.risk) for a, r in answers.items()}
     assert answers[refused[0]].outcome.reason == "exceeds_credits"

@@ -61,14 +61,11 @@ def transfer_leaf_data(
     timestamp_us: int,
 ) -> bytes:
     """The canonical bytes of a transfer (equal to ``json.dumps(..., sort_keys=True)``)."""
-    pid = "null" if pending_id is None else _json_str(pending_id)
-    ud = "null" if user_data is None else _json_str(user_data)
-    return (
-        f'{{"amount_fen":{amount_fen},"code":{code},"credit_account_id":{credit_account_id},'
-        f'"debit_account_id":{debit_account_id},"flags":{flags},"id":{_json_str(transfer_id)},'
-        f'"kind":"transfer","ledger":{ledger},"pending_id":{pid},"seq":{seq},'
-        f'"timeout_s":{timeout_s},"timestamp_us":{timestamp_us},"user_data":{ud},"v":1}}'
-    ).encode()
+    before, after = transfer_leaf_parts(
+        transfer_id, debit_account_id, credit_account_id, amount_fen, ledger, code, flags,
+        pending_id, timeout_s, user_data, timestamp_us,
+    )  # fmt: skip
+    return f"{before}{seq}{after}".encode()
 
 
 def transfer_leaf_parts(

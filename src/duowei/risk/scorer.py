@@ -141,6 +141,17 @@ class ScorecardScorer:
             total += pts
             if var.reason_allowed and var.best_points - pts > 0.0:
                 gaps.append((var.best_points - pts, var, b))
+        return self.result_of(total, gaps, reasons_max=reasons_max)
+
+    def result_of(
+        self,
+        total: float,
+        gaps: list[tuple[float, _Variable, int]],
+        *,
+        reasons_max: int = REASONS_MAX,
+    ) -> ScoreResult:
+        """The result of an applicant's points ``total``: PD, grade and the reasons, largest
+        gap first (``gaps``: points below best, variable, bin; sorted here)."""
         z = (self.offset - total) / self.factor  # raw log-odds of bad
         pd = self.calibration.pd(z)
         gaps.sort(key=lambda g: -g[0])

@@ -32,7 +32,7 @@ from duowei.risk.master_scale import load_master_scale
 from duowei.risk.metrics import auc_score
 from duowei.risk.policy import load_protected_policy
 from duowei.risk.scorecard import WoEScorecard
-from duowei.risk.scorer import REASONS_MAX, Reason, ScorecardScorer, ScoreResult
+from duowei.risk.scorer import ScorecardScorer, ScoreResult
 from duowei.risk.train import SPLIT_SEED, TEST_SIZE
 
 TARGET: Final = "target"
@@ -197,25 +197,16 @@ def score_rows(scorer: Scorer, rows: Sequence[Mapping[str, object]]) -> list[Sco
         total = total + pts  # in the scorer's order: the same sums
         bins.append(b)
         points.append(pts)
-    z = (scorer.offset - total) / scorer.factor
     explained = [(var, bins[k].tolist(), points[k].tolist())
                  for k, var in enumerate(scorer.variables) if var.reason_allowed]  # fmt: skip
-    results: list[ScoreResult] = []
-    for i in range(n):
-        pd = scorer.calibration.pd(float(z[i]))
-        gaps = [(var.best_points - pts[i], var, b[i]) for var, b, pts in explained
-                if var.best_points - pts[i] > 0.0]  # fmt: skip
-        gaps.sort(key=lambda g: -g[0])
-        reasons = tuple(
-            Reason(
-                code=f"LOW_{var.name.upper()}",
-                feature=var.name,
-                points_below_best=gap,
-                bin="missing" if bi == -1 else ("unknown" if bi == -2 else var.labels[bi]),
-            )
-            for gap, var, bi in gaps[:REASONS_MAX]
+    return [
+        scorer.result_of(
+            float(total[i]),
+            [
+                (var.best_points - pts[i], var, b[i])
+                for var, b, pts in explained
+                if var.best_points - pts[i] > 0.0
+            ],
         )
-        results.append(
-            ScoreResult(pd, float(total[i]), scorer.master_scale.grade(pd), reasons, "scorecard")
-        )
-    return results
+        for i in range(n)
+    ]
