@@ -65,7 +65,7 @@ from typing import Any, Final
 from duowei.clock import Clock, to_micros
 from duowei.db import Database, UnitOfWork
 from duowei.errors import InvalidInput
-from duowei.ledger.group import GroupCommitter
+from duowei.ledger.group import GroupCommitter, GroupWork
 from duowei.ledger.model import TransferRequest, TransferResult
 from duowei.products.eod import day_number
 from duowei.products.schedule import Method
@@ -246,7 +246,11 @@ class CheckoutService:
         self.group = group
         self.credit_pay = CreditPayService(db, clock, catalog)
         self.cash_loan = CashLoanService(db, clock, self.credit_pay.catalog)
-        self._grouped = _GroupedAuthorizations(self)
+        # The set-wise authorization for a group committer; public so that a caller can wrap
+        # it (the API's ``RecordedWork`` adds the Idempotency-Key record to the same group).
+        self.grouped_authorizations: GroupWork[Purchase, CheckoutResult] = _GroupedAuthorizations(
+            self
+        )
 
     # ------------------------------------------------------------------ authorizations
 
@@ -254,7 +258,7 @@ class CheckoutService:
         """Authorize a checkout: through the group committer if there is one, else alone."""
         check_purchase(purchase)
         if self.group is not None:
-            return self.group.submit_work(self._grouped, purchase)
+            return self.group.submit_work(self.grouped_authorizations, purchase)
         with self.db.transaction() as uow:
             return self.authorize_in(uow, purchase)
 
@@ -265,7 +269,7 @@ class CheckoutService:
         Bad input raises here, as for ``authorize``."""
         check_purchase(purchase)
         if self.group is not None:
-            return self.group.enqueue_work(self._grouped, purchase)
+            return self.group.enqueue_work(self.grouped_authorizations, purchase)
         done: Future[CheckoutResult] = Future()
         done.set_result(self.authorize(purchase))
         return done

@@ -136,7 +136,7 @@ def _authorizations(ctx: Ctx) -> RecordedWork[Purchase, CheckoutResult]:
     work: RecordedWork[Purchase, CheckoutResult] | None = ctx.extras.get(_WORK)
     if work is None:
         # The checkout's own GroupWork (what CheckoutService.authorize submits).
-        work = ctx.extras[_WORK] = RecordedWork(ctx.checkout._grouped, _respond)
+        work = ctx.extras[_WORK] = RecordedWork(ctx.checkout.grouped_authorizations, _respond)
     return work
 
 
