@@ -98,6 +98,8 @@ def _day_like_changes(chunk: ChunkRows, seed: int) -> dict[str, np.ndarray]:
     few = rng.choice(n, size=max(1, n // 20), replace=False)
     c["days_past_due"][few] += 3
     c["penalty_fen"][few] += 11
+    # Every row's limit: a base-table column changed in the whole chunk (the range write).
+    c["credit_limit_fen"][:] = rng.integers(0, 10**8, n)
     c["credit_limit_fen"][0] = 10**18  # a spread the fixed-width fields must carry exactly
     c["credit_limit_fen"][-1] = 0
     c["penalty_carry"][0] = -(2**62)  # a spread past int64: that column goes by rowid
@@ -137,7 +139,8 @@ def test_sqlite_writes_dense_chunks_as_one_range_update_and_scattered_ones_by_ro
                 raw.set_trace_callback(seen.append)
                 write_chunk(uow, chunk)
                 raw.set_trace_callback(None)
-            updates = [s for s in seen if s.startswith("UPDATE product_accounts")]
+            # The base table's (dense rowids) columns; the kernel table's go by id.
+            updates = [s for s in seen if s.startswith("UPDATE product_account_base")]
             assert any("rowid BETWEEN" in s for s in updates) is range_update
             got = _table(db, "credit_pay")
             assert all(got[c].tolist() == expected[c].tolist() for c in STATE_COLUMNS)
@@ -176,18 +179,22 @@ def test_postgresql_analyzes_a_never_analyzed_table_and_leaves_room_for_hot_upda
     try:
         _store(db, cash_loans=50, lines=0, seed=2, interleave=False)
         with db.transaction() as uow:
+            # The kernel table (rewritten daily) leaves room on its pages; the base does not.
             options = uow.fetchone(
-                "SELECT reloptions FROM pg_class WHERE oid = 'product_accounts'::regclass"
+                "SELECT reloptions FROM pg_class WHERE oid = 'product_account_kernel'::regclass"
             )
             assert options is not None and "fillfactor=50" in options[0]
+            tables = ("product_account_kernel", "product_account_base")
             # A table never vacuumed or analyzed has reltuples -1 (PostgreSQL 14+).
-            assert uow.fetchone(
-                "SELECT reltuples FROM pg_class WHERE oid = 'product_accounts'::regclass"
-            ) == (-1,)
+            for table in tables:
+                assert uow.fetchone(
+                    f"SELECT reltuples FROM pg_class WHERE oid = '{table}'::regclass"
+                ) == (-1,)
             prepare_store(uow)
-            assert uow.fetchone(
-                "SELECT reltuples FROM pg_class WHERE oid = 'product_accounts'::regclass"
-            ) == (50,)
+            for table in tables:
+                assert uow.fetchone(
+                    f"SELECT reltuples FROM pg_class WHERE oid = '{table}'::regclass"
+                ) == (50,)
     finally:
         db.dispose()
 
@@ -258,3 +265,49 @@ def test_the_steady_update_is_the_kernel_on_exactly_the_rows_it_takes(
         penalty = after["penalty_fen"] - before["penalty_fen"]
         assert done.interest_fen.get(k, 0) == int(interest[in_bucket].sum())
         assert done.penalty_fen.get(k, 0) == int(penalty[in_bucket].sum())
+
+
+def test_writes_through_the_view_reach_both_tables_and_steady_to_day_follows_every_write(
+    db: Database,
+) -> None:
+    """``product_accounts`` is a view over the kernel and base tables (migration 0012): an
+    INSERT (missing columns 0), UPDATE or DELETE of the view is the same change of both tables,
+    and the kernel table's stored ``steady_to_day`` follows the row whoever writes it."""
+
+    def steady_to(uow: Any) -> int:
+        row = uow.fetchone("SELECT steady_to_day FROM product_account_kernel WHERE id = 701")
+        assert row is not None
+        return int(row[0])
+
+    with db.transaction() as uow:
+        uow.execute(
+            "INSERT INTO product_accounts (id, customer_no, product, kind, opened_on, "
+            "principal_fen, daily_rate_nano, due_day, stmt_due_day, oldest_overdue_day, "
+            "credit_limit_fen) VALUES (701, 7, 'cash_loan', 'cash_loan', ?, 100000, 450000, "
+            f"21000, 20990, {NO_DAY}, 500000)",
+            (ON,),
+        )
+        row = uow.fetchone(f"SELECT {', '.join(STATE_COLUMNS)} FROM product_accounts")
+        assert row is not None
+        state = dict(zip(STATE_COLUMNS, row, strict=True))
+        assert state["principal_fen"] == 100_000 and state["credit_limit_fen"] == 500_000
+        assert state["accrued_interest_fen"] == 0 and state["frozen"] == 0
+        assert steady_to(uow) == 20_990  # the earlier of due day and statement due day
+        for changes, expected in (
+            ("interest_carry = 500000000", -1),  # a carry out of the kernel's range
+            ("interest_carry = -500000000", 20_990),
+            ("charged_off = 1", -1),
+            ("charged_off = 0, penalty_fen = 5", -1),  # owes penalty with no overdue date
+            ("oldest_overdue_day = 20400", 20_990),
+            ("due_day = 20500", 20_500),
+        ):
+            uow.execute(f"UPDATE product_accounts SET {changes} WHERE id = 701")
+            assert steady_to(uow) == expected, changes
+        uow.execute("UPDATE product_accounts SET frozen = 1, bucket = 2 WHERE id = 701")
+        assert uow.fetchone(
+            "SELECT b.frozen, k.bucket FROM product_account_base b "
+            "JOIN product_account_kernel k ON k.id = b.id"
+        ) == (1, 2)
+        uow.execute("DELETE FROM product_accounts WHERE id = 701")
+        for table in ("product_account_kernel", "product_account_base"):
+            assert uow.fetchone(f"SELECT COUNT(*) FROM {table}") == (0,)

@@ -61,11 +61,16 @@ from duowei.services.eod_rows import (
     chunk_bounds,
     prepare_store,
     read_where,
+    statement_cohort,
     steady_condition,
     write_chunk,
 )
 from duowei.services.product_store import (
+    BASE_COLUMNS,
+    BASE_TABLE,
     CNY,
+    KERNEL_COLUMNS,
+    KERNEL_TABLE,
     PHASE_IN_EOD,
     Code,
     ProductCatalog,
@@ -327,10 +332,10 @@ class _Chunk:
         if self.steady is None:
             return "1 = 1"
         if self.kind == "credit_pay":
-            event = f"statement_day = {self.on.day}"
+            event = statement_cohort(bounds, self.on.day)
         else:
             event = (
-                f"id IN (SELECT account_id FROM schedule_rows WHERE bill_day = {self.day + 1} "
+                f"k.id IN (SELECT account_id FROM schedule_rows WHERE bill_day = {self.day + 1} "
                 f"AND account_id BETWEEN {bounds.first_id} AND {bounds.last_id})"
             )
         return f"charged_off = 0 AND (NOT ({self.steady}) OR {event})"
@@ -706,10 +711,22 @@ def reconcile(uow: UnitOfWork) -> tuple[ReconLine, ...]:
         "credit_balance": ("credit_balance_fen",),
         "charged_off": ("charged_off_fen",),
     }
-    select = ", ".join(f"COALESCE(SUM({' + '.join(cols)}), 0)" for cols in groups.values())
     sub: dict[str, dict[str, int]] = {k: dict.fromkeys(groups, 0) for k in KINDS}
-    for kind, *sums in uow.fetchall(f"SELECT kind, {select} FROM product_accounts GROUP BY kind"):
-        sub[str(kind)] = {g: int(v) for g, v in zip(groups, sums, strict=True)}
+    # Each table behind ``product_accounts`` on its own (no join): plain sums over every row,
+    # and the credit-pay rows' apart; cash loans are the difference. (1M cash loans, shared:
+    # 0.16 + 0.10 CPU s against 0.27 + 0.22 for conditional sums by kind in one scan; a GROUP
+    # BY sorts every row.)
+    first, rest = KINDS
+    for table, columns in ((KERNEL_TABLE, KERNEL_COLUMNS), (BASE_TABLE, BASE_COLUMNS)):
+        parts = [(g, [c for c in cols if c in columns]) for g, cols in groups.items()]
+        parts = [(g, cs) for g, cs in parts if cs]
+        select = ", ".join(f"COALESCE(SUM({' + '.join(cs)}), 0)" for _, cs in parts)
+        every = uow.fetchone(f"SELECT {select} FROM {table}")
+        one = uow.fetchone(f"SELECT {select} FROM {table} WHERE kind = ?", (first,))
+        assert every is not None and one is not None
+        for (g, _), total, part in zip(parts, every, one, strict=True):
+            sub[first][g] += int(part)
+            sub[rest][g] += int(total) - int(part)
     lines = []
     for kind in KINDS:
         code = (

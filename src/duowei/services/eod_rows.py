@@ -37,8 +37,9 @@ import numpy as np
 import numpy.typing as npt
 
 from duowei.db import UnitOfWork
-from duowei.products.eod import BALANCE_FEN_MAX, NO_DAY, RATE_NANO_MAX, RATE_SCALE, AgingRules
+from duowei.products.eod import NO_DAY, RATE_SCALE, AgingRules
 from duowei.products.subledger import STATE_COLUMNS, Columns
+from duowei.services.product_store import BASE_TABLE, KERNEL_COLUMNS, KERNEL_TABLE
 
 META_COLUMNS: Final = ("customer_no", "statement_day", "pair_due_day")
 READ_BATCH_ROWS: Final = 100_000  # rows per SELECT: one string per column of at most ~2 MB
@@ -89,7 +90,7 @@ def chunk_bounds(uow: UnitOfWork, kind: str, after_id: int, rows_max: int) -> Ch
     rid = "0, -1" if uow.dialect == "postgresql" else "MIN(rid), MAX(rid)"
     rowid = "" if uow.dialect == "postgresql" else ", rowid AS rid"
     row = uow.fetchone(
-        f"SELECT COUNT(*), MIN(id), MAX(id), {rid} FROM (SELECT id{rowid} FROM product_accounts "
+        f"SELECT COUNT(*), MIN(id), MAX(id), {rid} FROM (SELECT id{rowid} FROM {BASE_TABLE} "
         "WHERE kind = ? AND id > ? ORDER BY id LIMIT ?) c",
         (kind, int(after_id), int(rows_max)),
     )
@@ -99,17 +100,22 @@ def chunk_bounds(uow: UnitOfWork, kind: str, after_id: int, rows_max: int) -> Ch
     return ChunkBounds(kind, first, last, count, first_rid, last_rid)
 
 
-def range_sql(uow: UnitOfWork, b: ChunkBounds) -> str:
-    """The chunk's rows as a condition (literals: the kind is checked, the ids are integers)."""
-    ids = f"kind = '{b.kind}' AND id BETWEEN {int(b.first_id)} AND {int(b.last_id)}"
-    if uow.dialect == "sqlite" and b.last_rowid - b.first_rowid + 1 <= SPAN_FACTOR_MAX * b.rows:
-        # Walk the rowids in storage order; ``+`` keeps the planner off the (kind, id) index,
-        # which would cost a b-tree seek per row.
-        return (
-            f"rowid BETWEEN {int(b.first_rowid)} AND {int(b.last_rowid)} AND +kind = '{b.kind}' "
-            f"AND +id BETWEEN {int(b.first_id)} AND {int(b.last_id)}"
-        )
-    return ids
+def kernel_range(b: ChunkBounds, alias: str = "") -> str:
+    """The chunk's rows of the kernel table as a condition (literals: the kind is checked, the
+    ids are integers). On SQLite ``id`` is the kernel table's rowid: a range walk in storage
+    order, no index seek per row."""
+    a = f"{alias}." if alias else ""
+    return f"{a}kind = '{b.kind}' AND {a}id BETWEEN {int(b.first_id)} AND {int(b.last_id)}"
+
+
+def statement_cohort(b: ChunkBounds, statement_day: int) -> str:
+    """The chunk's accounts whose statement day is ``statement_day`` (in the base table), as a
+    condition on the kernel table's ``k.id``: the base rows of the chunk are read once for it,
+    not looked up row by row."""
+    return (
+        f"k.id IN (SELECT id FROM {BASE_TABLE} WHERE kind = '{b.kind}' AND id BETWEEN "
+        f"{int(b.first_id)} AND {int(b.last_id)} AND statement_day = {int(statement_day)})"
+    )
 
 
 # ---------------------------------------------------------------- steady rows, in SQL
@@ -149,7 +155,7 @@ def _by_overdue_date(day: int, bounds: tuple[int, ...], *, strict: bool, first: 
 
 
 def steady_condition(day: int, rules: AgingRules) -> str:
-    """The rows whose day ``day`` is the passage of time alone, as SQL over the row.
+    """The rows whose day ``day`` is the passage of time alone, as SQL over the kernel row.
 
     Such a row is not yet run for the day and not charged off; nothing of it falls due before
     the day (no ageing of due amounts, no statement due step); it is either clean (nothing
@@ -159,25 +165,17 @@ def steady_condition(day: int, rules: AgingRules) -> str:
     row the kernel (``accrue_and_age``, and the scalar path) does exactly what
     ``accrue_steady`` does in one ``UPDATE``: interest on principal + due principal, penalty on
     overdue principal, days past due, bucket and class from the overdue date, ``last_run_day``.
+
+    What depends on the row alone is the stored column ``steady_to_day`` (migration 0012: -1
+    when the row cannot be steady, else the earlier of its due day and statement due day); the
+    day and the charge-off days (terms) are compared here. The steady update keeps it valid: it
+    leaves the columns it is computed from unchanged or, for the carries, in range.
     """
-    overdue = "overdue_principal_fen + overdue_interest_fen + penalty_fen"
-    return " AND ".join(
-        (
-            f"last_run_day < {int(day)}",
-            "charged_off = 0",
-            f"due_day >= {int(day)}",
-            f"stmt_due_day >= {int(day)}",
-            f"(({overdue} = 0 AND oldest_overdue_day = {NO_DAY}) OR "
-            f"({overdue} > 0 AND oldest_overdue_day <= {int(day)}))",
-            # days past due < charge-off days (a clean row has 0: NO_DAY passes)
-            f"oldest_overdue_day > {int(day) - int(rules.charge_off_dpd)}",
-            f"interest_carry BETWEEN {-_HALF} AND {_HALF - 1}",
-            f"penalty_carry BETWEEN {-_HALF} AND {_HALF - 1}",
-            f"daily_rate_nano BETWEEN 0 AND {RATE_NANO_MAX}",
-            f"penalty_rate_nano BETWEEN 0 AND {RATE_NANO_MAX}",
-            f"principal_fen + due_principal_fen <= {BALANCE_FEN_MAX}",
-            f"overdue_principal_fen <= {BALANCE_FEN_MAX}",
-        )
+    day = int(day)
+    return (
+        f"last_run_day < {day} AND steady_to_day >= {day} AND "
+        f"(oldest_overdue_day = {NO_DAY} OR oldest_overdue_day BETWEEN "
+        f"{day - int(rules.charge_off_dpd) + 1} AND {day})"
     )
 
 
@@ -193,7 +191,7 @@ def accrue_steady(
     non-negative number, where truncation (both engines) is the kernel's floor division; the
     new carry is ``numerator - fen x scale``.
     """
-    where = f"{range_sql(uow, bounds)} AND {condition}"
+    where = f"{kernel_range(bounds)} AND {condition}"
     bucket = _by_overdue_date(day, rules.bucket_upper_dpd, strict=False, first=0)
     asset_class = _by_overdue_date(day, rules.class_lower_dpd, strict=True, first=-1)
     interest_n = "((principal_fen + due_principal_fen) * daily_rate_nano + interest_carry)"
@@ -206,12 +204,13 @@ def accrue_steady(
     # statements alone, no measurable difference within a whole run (shared machine).
     clean_bucket = bisect.bisect_left(rules.bucket_upper_dpd, 0)
     clean = uow.fetchone(
-        f"SELECT COUNT(*), COALESCE(SUM({interest}), 0) FROM product_accounts "
+        f"SELECT COUNT(*), COALESCE(SUM({interest}), 0) FROM {KERNEL_TABLE} "
         f"WHERE {where} AND oldest_overdue_day = {NO_DAY}"
     )
     overdue = uow.fetchall(
-        f"SELECT {bucket} AS b, COUNT(*), SUM({interest}), SUM({penalty}) FROM product_accounts "
-        f"WHERE {where} AND oldest_overdue_day <> {NO_DAY} GROUP BY 1"
+        f"SELECT {bucket} AS b, COUNT(*), SUM({interest}), SUM({penalty}) FROM {KERNEL_TABLE} "
+        f"WHERE {kernel_range(bounds)} AND oldest_overdue_day <> {NO_DAY} AND {condition} "
+        "GROUP BY 1"
     )
     interest_fen: dict[int, int] = {}
     penalty_fen: dict[int, int] = {}
@@ -223,7 +222,7 @@ def accrue_steady(
         return SteadyDay(0, {}, {})
     # A row with nothing overdue owes no penalty: the carry in range rounds to 0 fen, unchanged.
     cur = uow.execute(
-        f"UPDATE product_accounts SET accrued_interest_fen = accrued_interest_fen + {interest}, "
+        f"UPDATE {KERNEL_TABLE} SET accrued_interest_fen = accrued_interest_fen + {interest}, "
         f"interest_carry = {interest_n} - {interest} * {RATE_SCALE}, "
         f"penalty_fen = CASE WHEN overdue_principal_fen = 0 THEN penalty_fen "
         f"ELSE penalty_fen + {penalty} END, "
@@ -237,7 +236,8 @@ def accrue_steady(
 
 
 def prepare_store(uow: UnitOfWork) -> None:
-    """PostgreSQL: give the planner statistics for ``product_accounts`` if it has none yet.
+    """PostgreSQL: give the planner statistics for the two tables behind ``product_accounts``
+    if they have none yet.
 
     Without them (a table just bulk-loaded, before autovacuum gets to it) it plans the chunk
     read as "every row of the kind after ``id``, sorted, then LIMIT": each chunk rereads the
@@ -246,36 +246,48 @@ def prepare_store(uow: UnitOfWork) -> None:
     """
     if uow.dialect != "postgresql":
         return
-    row = uow.fetchone(
-        "SELECT last_analyze IS NULL AND last_autoanalyze IS NULL FROM pg_stat_user_tables "
-        "WHERE relid = 'product_accounts'::regclass"
-    )
-    if row is not None and row[0]:
-        uow.execute("ANALYZE product_accounts")
+    for table in (KERNEL_TABLE, BASE_TABLE):
+        row = uow.fetchone(
+            "SELECT last_analyze IS NULL AND last_autoanalyze IS NULL FROM pg_stat_user_tables "
+            f"WHERE relid = '{table}'::regclass"
+        )
+        if row is not None and row[0]:
+            uow.execute(f"ANALYZE {table}")
 
 
 def read_chunk(uow: UnitOfWork, kind: str, after_id: int, rows_max: int) -> ChunkRows:
     """The next ``rows_max`` accounts of ``kind`` after ``after_id`` (id order), as int64."""
-    if kind not in _KINDS:
-        raise ValueError(f"unknown product kind {kind!r}")
-    # Column-major (field, row): each column is a contiguous view, no copy per column.
-    if uow.dialect == "postgresql":
-        where = f"kind = '{kind}' AND id > {int(after_id)}"
-        table, rowids = _read_postgresql(uow, where, int(rows_max)), None
-    else:
-        table = _read_sqlite(uow, "kind = ? AND id > ?", (kind,), after_id, rows_max)
-        rowids, table = table[0], table[1:]
-    return _chunk_rows(kind, table, rowids)
+    bounds = chunk_bounds(uow, kind, after_id, rows_max)
+    if bounds is None:
+        bounds = ChunkBounds(kind, 0, -1, 0)
+    chunk = read_where(uow, bounds, "1 = 1")
+    chunk.complete = True
+    return chunk
 
 
 def read_where(uow: UnitOfWork, bounds: ChunkBounds, condition: str) -> ChunkRows:
-    """The accounts of ``bounds`` that meet ``condition`` (SQL over the row's own columns, no
-    parameters), in id order; the chunk's other rows are not read."""
-    where = f"{range_sql(uow, bounds)} AND ({condition})"
+    """The accounts of ``bounds`` that meet ``condition`` (SQL over the row's kernel columns,
+    unqualified, or ``k.id``; no parameters), in id order; the chunk's other rows are not read.
+    The kernel table drives the read (its rows are walked in id order and filtered first); the
+    base row of each account kept is looked up by id."""
+    # Column-major (field, row): each column is a contiguous view, no copy per column.
+    state = ", ".join(f"{'k' if c in KERNEL_COLUMNS else 'b'}.{c}" for c in STATE_COLUMNS)
+    where = f"{kernel_range(bounds, 'k')} AND ({condition})"
     if uow.dialect == "postgresql":
-        table, rowids = _read_postgresql(uow, where, bounds.rows), None
+        select = (
+            "SELECT k.id, b.customer_no, b.statement_day::bigint, b.pair_due_day::bigint, "
+            f"{state} FROM {KERNEL_TABLE} k JOIN {BASE_TABLE} b ON b.id = k.id WHERE {where} "
+            f"ORDER BY k.id LIMIT {int(bounds.rows)}"
+        )
+        table, rowids = _read_postgresql(uow, select, 4 + len(STATE_COLUMNS)), None
     else:
-        table = _read_sqlite(uow, f"{where} AND id > ?", (), bounds.first_id - 1, bounds.rows)
+        # CROSS JOIN: SQLite keeps the kernel table as the outer loop.
+        inner = (
+            f"SELECT b.rowid AS rid, k.id AS id, b.customer_no, b.statement_day, "
+            f"b.pair_due_day, {state} FROM {KERNEL_TABLE} k CROSS JOIN {BASE_TABLE} b "
+            f"WHERE b.id = k.id AND {where} AND k.id > ? ORDER BY k.id LIMIT ?"
+        )
+        table = _read_sqlite(uow, inner, bounds.first_id - 1, bounds.rows)
         rowids, table = table[0], table[1:]
     return _chunk_rows(bounds.kind, table, rowids, complete=False)
 
@@ -317,22 +329,17 @@ def write_chunk(uow: UnitOfWork, chunk: ChunkRows) -> int:
 # ---------------------------------------------------------------- SQLite
 
 
-def _read_sqlite(
-    uow: UnitOfWork, where: str, params: tuple[Any, ...], after_id: int, rows_max: int
-) -> I64:
-    """Rows meeting ``where`` (whose last parameter is the id after which to read), in batches
-    of ``READ_BATCH_ROWS`` in id order, at most ``rows_max``."""
+def _read_sqlite(uow: UnitOfWork, inner: str, after_id: int, rows_max: int) -> I64:
+    """The rows of ``inner`` (a SELECT of ``rid, id, meta, state`` whose two parameters are the
+    id after which to read and a row limit), in batches of ``READ_BATCH_ROWS`` in id order, at
+    most ``rows_max``."""
     fields = ("rid", "id", *META_COLUMNS, *STATE_COLUMNS)
-    inner = ", ".join(("rowid AS rid", *fields[1:]))
-    sql = (
-        f"SELECT {', '.join(f'group_concat({f})' for f in fields)} FROM (SELECT {inner} "
-        f"FROM product_accounts WHERE {where} ORDER BY id LIMIT ?)"
-    )
+    sql = f"SELECT {', '.join(f'group_concat({f})' for f in fields)} FROM ({inner})"
     parts: list[I64] = []
     last, left = after_id, rows_max
     while left > 0:
         batch = min(left, READ_BATCH_ROWS)
-        texts = uow.fetchone(sql, (*params, last, batch))
+        texts = uow.fetchone(sql, (last, batch))
         if texts is None or texts[0] is None:
             break
         table = np.empty((len(fields), texts[0].count(",") + 1), dtype=np.int64)
@@ -365,7 +372,14 @@ def fixed_width_digits(values: I64, width: int) -> npt.NDArray[np.uint8]:
 
 
 def _write_sqlite(uow: UnitOfWork, chunk: ChunkRows, changed: dict[str, Any]) -> None:
+    """The kernel table's columns by id (its rowid), the base table's as below."""
     assert chunk.rowids is not None
+    kernel = {c: m for c, m in changed.items() if c in KERNEL_COLUMNS}
+    if kernel:
+        _by_rowid(uow, KERNEL_TABLE, chunk, chunk.ids, kernel)
+    changed = {c: m for c, m in changed.items() if c not in KERNEL_COLUMNS}
+    if not changed:
+        return
     rowids = chunk.rowids
     n = len(chunk)
     span = int(rowids.max()) - int(rowids.min()) + 1
@@ -375,18 +389,22 @@ def _write_sqlite(uow: UnitOfWork, chunk: ChunkRows, changed: dict[str, Any]) ->
     bulk = [c for c in bulk if _width(chunk.cols[c]) is not None]
     if bulk:
         _range_update(uow, chunk, bulk)
-    rest = [c for c in changed if c not in bulk]
-    if not rest:
-        return
-    rows = np.zeros(n, dtype=bool)
-    for c in rest:
-        rows |= changed[c]
+    rest = {c: m for c, m in changed.items() if c not in bulk}
+    if rest:
+        _by_rowid(uow, BASE_TABLE, chunk, rowids, rest)
+
+
+def _by_rowid(
+    uow: UnitOfWork, table: str, chunk: ChunkRows, rowids: I64, changed: dict[str, Any]
+) -> None:
+    """The rows where any of ``changed``'s columns changed, one keyed update each."""
+    rows = np.zeros(len(chunk), dtype=bool)
+    for mask in changed.values():
+        rows |= mask
     idx = np.flatnonzero(rows)
-    matrix = np.column_stack([chunk.cols[c][idx] for c in rest] + [rowids[idx]])
-    sets = ", ".join(f"{c} = ?" for c in rest)
-    uow.raw.cursor().executemany(
-        f"UPDATE product_accounts SET {sets} WHERE rowid = ?", matrix.tolist()
-    )
+    matrix = np.column_stack([chunk.cols[c][idx] for c in changed] + [rowids[idx]])
+    sets = ", ".join(f"{c} = ?" for c in changed)
+    uow.raw.cursor().executemany(f"UPDATE {table} SET {sets} WHERE rowid = ?", matrix.tolist())
 
 
 def _width(values: I64) -> int | None:
@@ -429,7 +447,7 @@ def _range_update(uow: UnitOfWork, chunk: ChunkRows, columns: list[str]) -> None
         params.append(blob.tobytes())
     # ``+kind``/``+id`` keep the planner on the rowid range (the (kind, id) index would seek).
     statement = (
-        "UPDATE product_accounts SET "
+        f"UPDATE {BASE_TABLE} SET "
         + ", ".join(s.replace("{stride}", str(stride)) for s in sets)
         + " WHERE rowid BETWEEN ?1 AND ?2 AND +kind = ?3 AND +id BETWEEN ?4 AND ?5"
     )
@@ -450,12 +468,8 @@ def _copy_dtype(fields: int) -> np.dtype[Any]:
     return np.dtype(parts)
 
 
-def _read_postgresql(uow: UnitOfWork, where: str, rows_max: int) -> I64:
-    fields = ("id", "customer_no", "statement_day::bigint", "pair_due_day::bigint", *STATE_COLUMNS)
-    select = (
-        f"SELECT {', '.join(fields)} FROM product_accounts WHERE {where} "
-        f"ORDER BY id LIMIT {int(rows_max)}"
-    )
+def _read_postgresql(uow: UnitOfWork, select: str, fields: int) -> I64:
+    """The rows of ``select`` (``fields`` non-null bigints each) through binary COPY."""
     cur = uow.raw.cursor()
     with cur.copy(f"COPY ({select}) TO STDOUT (FORMAT binary)") as copy:
         data = b"".join(bytes(block) for block in copy)
@@ -463,15 +477,15 @@ def _read_postgresql(uow: UnitOfWork, where: str, rows_max: int) -> I64:
         raise RuntimeError("unexpected binary COPY header")
     (extension,) = struct.unpack(">I", data[15:19])
     body = data[19 + extension : -2]
-    dtype = _copy_dtype(len(fields))
+    dtype = _copy_dtype(fields)
     records = np.frombuffer(body, dtype=dtype)
     if len(records) and (
-        bool((records["count"] != len(fields)).any())
-        or any(bool((records[f"len{k}"] != 8).any()) for k in range(len(fields)))
+        bool((records["count"] != fields).any())
+        or any(bool((records[f"len{k}"] != 8).any()) for k in range(fields))
     ):
         raise RuntimeError("binary COPY rows are not all non-null bigints")
-    table = np.empty((len(fields), len(records)), dtype=np.int64)
-    for k in range(len(fields)):
+    table = np.empty((fields, len(records)), dtype=np.int64)
+    for k in range(fields):
         table[k] = records[f"v{k}"]
     return table
 
@@ -497,12 +511,16 @@ def _write_postgresql(uow: UnitOfWork, chunk: ChunkRows, columns: list[str], row
     matrix = np.column_stack([chunk.ids[rows]] + [chunk.cols[c][rows] for c in columns])
     with cur.copy(f"COPY eod_chunk (id, {', '.join(columns)}) FROM STDIN (FORMAT binary)") as cp:
         cp.write(copy_binary(matrix))
-    sets = ", ".join(f"{c} = e.{c}" for c in columns)
-    # The id range keeps the join to the chunk's slice of product_accounts (an index range).
-    cur.execute(
-        f"UPDATE product_accounts p SET {sets} FROM eod_chunk e WHERE p.id = e.id "
-        "AND p.id BETWEEN %s AND %s",
-        (int(chunk.ids[0]), int(chunk.ids[-1])),
-    )
-    assert cur.rowcount == len(rows), (cur.rowcount, len(rows))
+    for table in (KERNEL_TABLE, BASE_TABLE):
+        mine = [c for c in columns if (c in KERNEL_COLUMNS) == (table == KERNEL_TABLE)]
+        if not mine:
+            continue
+        sets = ", ".join(f"{c} = e.{c}" for c in mine)
+        # The id range keeps the join to the chunk's slice of the table (an index range).
+        cur.execute(
+            f"UPDATE {table} p SET {sets} FROM eod_chunk e WHERE p.id = e.id "
+            "AND p.id BETWEEN %s AND %s",
+            (int(chunk.ids[0]), int(chunk.ids[-1])),
+        )
+        assert cur.rowcount == len(rows), (cur.rowcount, len(rows))
     cur.execute("DELETE FROM eod_chunk")

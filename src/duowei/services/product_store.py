@@ -38,6 +38,7 @@ from duowei.ledger.chart import (
 from duowei.ledger.ledger import Ledger
 from duowei.ledger.model import TRANSFER_ID_PATTERN, TransferFlags, TransferRequest
 from duowei.money import CURRENCIES
+from duowei.products.eod import COLUMNS as EOD_KERNEL_COLUMNS
 from duowei.products.eod import day_number
 from duowei.products.subledger import STATE_COLUMNS, State, delta
 from duowei.products.terms import (
@@ -56,6 +57,14 @@ LINE_SLOT: Final = 0
 LOAN_SLOTS_MAX: Final = 99
 HOLD_TIMEOUT_S: Final = 7 * 24 * 3600  # an uncaptured checkout hold is released after a week
 _COLS: Final = ", ".join(STATE_COLUMNS)
+# ``product_accounts`` is a view over two tables (migration 0012, docs/adr/0008): the columns the
+# end-of-day rewrites daily (the kernel's and the open statement's due day) and the rest. Readers
+# use the view; the writes here go to the tables themselves.
+KERNEL_TABLE: Final = "product_account_kernel"
+BASE_TABLE: Final = "product_account_base"
+KERNEL_COLUMNS: Final = (*EOD_KERNEL_COLUMNS, "stmt_due_day")
+BASE_COLUMNS: Final = tuple(c for c in STATE_COLUMNS if c not in KERNEL_COLUMNS)
+META_NAMES: Final = ("customer_no", "product", "kind", "opened_on", "statement_day", "pair_due_day")
 
 # Phases of a product event relative to the end-of-day run of its business day.
 PHASE_BEFORE_EOD: Final = 0
@@ -204,33 +213,39 @@ def load_state(uow: UnitOfWork, account_id: int, *, lock: bool = True) -> State 
 
 def load_meta(uow: UnitOfWork, account_id: int) -> dict[str, Any]:
     row = uow.fetchone(
-        "SELECT customer_no, product, kind, opened_on, statement_day, pair_due_day "
-        "FROM product_accounts WHERE id = ?",
+        f"SELECT {', '.join(META_NAMES)} FROM {BASE_TABLE} WHERE id = ?",
         (account_id,),
     )
     if row is None:
         raise NotFound(f"no product account {account_id}")
-    keys = ("customer_no", "product", "kind", "opened_on", "statement_day", "pair_due_day")
-    meta = dict(zip(keys, row, strict=True))
+    meta = dict(zip(META_NAMES, row, strict=True))
     meta["opened_on"] = _date(meta["opened_on"])
     return meta
 
 
 def insert_account(uow: UnitOfWork, account_id: int, meta: dict[str, Any], state: State) -> None:
-    names = ("id", "customer_no", "product", "kind", "opened_on", "statement_day", "pair_due_day")
-    values = [account_id, *(meta[n] for n in names[1:])] + [state[c] for c in STATE_COLUMNS]
-    marks = ",".join("?" * len(values))
+    base = ("id", *META_NAMES, *BASE_COLUMNS)
+    values = [account_id, *(meta[n] for n in META_NAMES)] + [state[c] for c in BASE_COLUMNS]
+    uow.execute(f"INSERT INTO {BASE_TABLE} ({', '.join(base)}) VALUES ({_marks(values)})", values)
+    kernel = [account_id, meta["kind"]] + [state[c] for c in KERNEL_COLUMNS]
     uow.execute(
-        f"INSERT INTO product_accounts ({', '.join(names)}, {_COLS}) VALUES ({marks})", values
+        f"INSERT INTO {KERNEL_TABLE} (id, kind, {', '.join(KERNEL_COLUMNS)}) "
+        f"VALUES ({_marks(kernel)})",
+        kernel,
     )
 
 
 def save_state(uow: UnitOfWork, account_id: int, state: State) -> None:
-    sets = ", ".join(f"{c} = ?" for c in STATE_COLUMNS)
-    uow.execute(
-        f"UPDATE product_accounts SET {sets} WHERE id = ?",
-        [state[c] for c in STATE_COLUMNS] + [account_id],
-    )
+    for table, columns in ((BASE_TABLE, BASE_COLUMNS), (KERNEL_TABLE, KERNEL_COLUMNS)):
+        uow.execute(
+            f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+            [state[c] for c in columns] + [account_id],
+        )
+
+
+def delete_account(uow: UnitOfWork, account_id: int) -> None:
+    uow.execute(f"DELETE FROM {KERNEL_TABLE} WHERE id = ?", (account_id,))
+    uow.execute(f"DELETE FROM {BASE_TABLE} WHERE id = ?", (account_id,))
 
 
 def eod_phase(uow: UnitOfWork, on: date) -> int | None:
@@ -421,7 +436,7 @@ class ProductService:
     def _forget(uow: UnitOfWork, account_id: int, *, created: bool) -> None:
         # A refused opening leaves no account behind (the ledger keeps its refusal).
         if created:
-            uow.execute("DELETE FROM product_accounts WHERE id = ?", (account_id,))
+            delete_account(uow, account_id)
 
     @contextmanager
     def unit(self, uow: UnitOfWork | None = None) -> Iterator[UnitOfWork]:
