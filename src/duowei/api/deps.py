@@ -2,8 +2,8 @@
 
 They are ``async``: FastAPI runs a plain ``def`` dependency in the thread pool, one hop per
 dependency per request. The caller is found in memory when it can be (a cached API key, an
-access token, an in-process rate bucket); only a first-seen key, a due revocation poll, a
-session cookie or a Redis bucket goes to a worker thread.
+access token, an in-process rate bucket; a Redis bucket is awaited on the event loop); only a
+first-seen key, a due revocation poll or a session cookie goes to a worker thread.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Annotated, Any, Final, TypeVar
 import anyio
 import anyio.to_thread
 from fastapi import Depends, Header, Request
-from starlette.concurrency import run_in_threadpool
 
 from duowei.api.auth import Principal, Role
 from duowei.api.context import ApiContext
@@ -80,11 +79,7 @@ async def authenticate(request: Request, ctx: Ctx) -> Principal:
 
 async def charge(ctx: ApiContext, principal: Principal) -> None:
     """Take one token from the caller's rate-limit bucket, or answer 429."""
-    limiter = ctx.limiter
-    if limiter.blocking:
-        decision = await run_in_threadpool(limiter.take, principal.key_id)
-    else:
-        decision = limiter.take(principal.key_id)
+    decision = await ctx.limiter.take_async(principal.key_id)
     if not decision.allowed:
         raise Problem(
             429,
