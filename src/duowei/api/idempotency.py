@@ -239,6 +239,12 @@ class RecordedWork(Generic[ItemT, ResultT]):
         return [answers[id(k)] for k in items]
 
 
+_RECORDED_PG: Final = (
+    "SELECT principal, idem_key, request_hash, status_code, response FROM api_idempotency "
+    "WHERE (principal, idem_key) IN (SELECT * FROM unnest(?::text[], ?::text[]))"
+)
+
+
 def _recorded(
     uow: UnitOfWork, pairs: set[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[str, int, str]]:
@@ -246,10 +252,16 @@ def _recorded(
     if not pairs:
         return {}
     ordered = sorted(pairs)
-    values = ",".join(["(?,?)"] * len(ordered))
-    rows = uow.fetchall(
-        "SELECT principal, idem_key, request_hash, status_code, response "
-        f"FROM api_idempotency WHERE (principal, idem_key) IN (VALUES {values})",
-        [v for pair in ordered for v in pair],
-    )
+    if uow.dialect == "postgresql":
+        # One statement text whatever the group's size: psycopg converts a query once and
+        # then finds it in its cache (a VALUES list of the group's length was parsed anew for
+        # nearly every group: 7% of the committer thread's CPU, profiled).
+        rows = uow.fetchall(_RECORDED_PG, ([p for p, _ in ordered], [k for _, k in ordered]))
+    else:
+        values = ",".join(["(?,?)"] * len(ordered))
+        rows = uow.fetchall(
+            "SELECT principal, idem_key, request_hash, status_code, response "
+            f"FROM api_idempotency WHERE (principal, idem_key) IN (VALUES {values})",
+            [v for pair in ordered for v in pair],
+        )
     return {(str(r[0]), str(r[1])): (str(r[2]), int(r[3]), str(r[4])) for r in rows}
