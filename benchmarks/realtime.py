@@ -188,6 +188,7 @@ def authorizations(
     rate: float | None = None,
     futures: bool = False,
     freeze: bool = True,
+    max_wait_s: float = 0.0,
 ) -> dict[str, Any]:
     """Sustained checkout authorizations through ``CheckoutService`` on a fresh schema:
     state read, guard, decision row and, if approved, the holds, purchase row and product
@@ -221,7 +222,11 @@ def authorizations(
                     uow=uow,
                 ).ok
         guard = RealtimeGuard(ruleset_for(date(2026, 3, 2)), LocalCounters(), load_model())
-        group = GroupCommitter(db, clock, committers=committers) if grouped else None
+        group = (
+            GroupCommitter(db, clock, committers=committers, max_wait_s=max_wait_s)
+            if grouped
+            else None
+        )
         checkout = CheckoutService(db, clock, guard, catalog=catalog, group=group)
         latencies: list[float] = []
         # Open loop: (due, done) perf_counter seconds of each authorization.
@@ -292,6 +297,11 @@ def authorizations(
 
         # list.append is atomic: callbacks on 2 threads
         done_at: list[tuple[float, float, str]] = []
+        if freeze:
+            # As a serving process does once started (duowei.realtime.heap): the set-up's
+            # objects (libraries, the event stream, the lines' set-up) are not walked again.
+            # Before the due times are set: its one full collection is start-up time.
+            freeze_startup_heap()
         if rate is None:
             parts = [events[i::threads] for i in range(threads)]
             workers = [threading.Thread(target=work, args=(p,)) for p in parts]
@@ -303,10 +313,6 @@ def authorizations(
             start = time.perf_counter() + 0.2
             due_at.extend(start + i / rate for i in range(len(events)))
             workers = [threading.Thread(target=send) for _ in range(threads)]
-        if freeze:
-            # As a serving process does once started (duowei.realtime.heap): the set-up's
-            # objects (libraries, the event stream, the lines' set-up) are not walked again.
-            freeze_startup_heap()
         pauses = GcPauses()
         load0, (steal0, ticks0) = os.getloadavg()[0], _steal_share()
         db_cpu0, cpu0 = _server_cpu_s(schema), time.process_time()
@@ -422,6 +428,9 @@ def main() -> None:
         action="store_true",
         help="leave the set-up's objects to the collector (the code before, for A/B runs)",
     )
+    ap.add_argument(
+        "--max-wait-ms", type=float, default=0.0, help="GroupCommitter max_wait_s, in ms"
+    )
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     if not parts <= set(PARTS):
@@ -468,6 +477,7 @@ def main() -> None:
             rate=rate,
             futures=futures,
             freeze=not args.no_gc_freeze,
+            max_wait_s=args.max_wait_ms / 1000,
         )
 
     if "closed" in parts:

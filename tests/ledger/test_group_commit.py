@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
 from typing import Any
 
@@ -135,3 +136,21 @@ def test_enqueued_work_resolves_a_future_without_a_waiting_thread(
     assert isinstance(answers["bad1"], RuntimeError)
     svc = LedgerService(db, clock)
     assert {t.id for t in svc.lookup_transfers(["w1", "w2", "bad1"])} == {"w1", "w2"}
+
+
+@pytest.mark.usefixtures("accounts")
+def test_max_wait_counts_from_the_first_submission_not_from_each(
+    db: Database, clock: FixedClock
+) -> None:
+    # One submission every 20 ms for 0.6 s, max_wait_s 0.1: were the wait counted from each
+    # submission, every next one would arrive in time and all 30 would share one group.
+    handler = _Transfers()
+    with GroupCommitter(db, clock, max_wait_s=0.1) as committer:
+        futures = []
+        for n in range(30):
+            futures.append(committer.enqueue_work(handler, f"t{n}"))
+            time.sleep(0.02)
+        assert all(f.result() == ResultCode.OK for f in futures)
+        groups, items = committer.groups_committed, committer.items_committed
+    assert items == 30
+    assert groups >= 3

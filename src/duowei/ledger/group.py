@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ class GroupCommitter:
         self._queue: queue.Queue[_Submission | None] = queue.Queue(QUEUE_DEPTH_MAX)
         self._count_lock = threading.Lock()
         self.groups_committed = 0
+        self.items_committed = 0  # submissions committed in groups (their mean size)
         self._threads = [
             threading.Thread(target=self._run, name=f"ledger-group-commit-{n}", daemon=True)
             for n in range(committers)
@@ -185,13 +187,13 @@ class GroupCommitter:
 
     def _gather(self, first: _Submission) -> tuple[list[_Submission], bool]:
         group, count, closing = [first], first.weight, False
+        # At most max_wait_s from the first: waiting that long for each next one would hold
+        # the first back for as long as submissions keep coming.
+        deadline = time.monotonic() + self.max_wait_s
         while count < self.max_transfers:
             try:
-                nxt = (
-                    self._queue.get(timeout=self.max_wait_s)
-                    if self.max_wait_s > 0
-                    else self._queue.get_nowait()
-                )
+                wait_s = deadline - time.monotonic()
+                nxt = self._queue.get(timeout=wait_s) if wait_s > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if nxt is None:
@@ -275,6 +277,7 @@ class GroupCommitter:
                 self._finish(uow, finishing, mine, outcomes)
         with self._count_lock:
             self.groups_committed += 1
+            self.items_committed += len(running)
         for s in running:
             s.future.set_result(outcomes[id(s)])
         return later
