@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import resource
 import socket
@@ -65,7 +66,12 @@ WARMUP_ROUNDS: Final = 4
 WARMUP_BATCH: Final = 8
 WARMUP_TIMEOUT_S: Final = 300.0  # argon2 on a busy machine; not measured
 HOST: Final = "127.0.0.1"
+REDIS_URL_DEFAULT: Final = "redis://127.0.0.1:6379/14"
+CUSTOMERS_PER_RUN_MAX: Final = 1_000_000
+CUSTOMER_BASES: Final = 100_000  # customer numbers stay below 1e11 (the API allows 1e12)
+TOKENS_REUSE_S: Final = 400.0
 SETUP_THREADS: Final = 4
+SETUP_CHUNK: Final = 100  # lines opened per setup transaction
 
 Request = tuple[str, str, dict[str, str], bytes | None]  # method, path, headers, body
 
@@ -167,18 +173,26 @@ class Client:
                 conn.transport.close()
 
 
-def setup(url: str, *, customers: int, merchants: int) -> list[str]:
+def setup(url: str, *, customers: int, merchants: int, base: int) -> list[str]:
+    """Lines for customers ``base + 1 .. base + customers`` and one merchant key each."""
     db = open_database(url)
     clock = SystemClock()
     svc = CreditPayService(db, clock)
 
-    def open_line(no: int) -> None:
-        out = svc.open_line(customer_no=no, credit_limit_fen=5_000_000, ref=f"open.{no}")
+    def open_line(no: int, uow: Any = None) -> None:
+        out = svc.open_line(customer_no=no, credit_limit_fen=5_000_000, ref=f"open.{no}", uow=uow)
         assert out.ok, out
 
-    open_line(1)  # alone: the first line also creates the platform's accounts
+    def open_lines(first: int) -> None:
+        # Many lines a transaction: setup is not measured, and one commit a line made it the
+        # longest part of a run.
+        with db.transaction() as uow:
+            for no in range(first, min(first + SETUP_CHUNK, base + customers + 1)):
+                open_line(no, uow)
+
+    open_line(base + 1)  # alone: the first line also creates the platform's accounts
     with ThreadPoolExecutor(SETUP_THREADS) as pool:  # PostgreSQL works while Python waits
-        list(pool.map(open_line, range(2, customers + 1)))
+        list(pool.map(open_lines, range(base + 2, base + customers + 1, SETUP_CHUNK)))
     with db.transaction() as uow:
         tokens = [
             mint_key(uow, clock, role=Role.MERCHANT, subject=f"m{i}").token
@@ -188,14 +202,19 @@ def setup(url: str, *, customers: int, merchants: int) -> list[str]:
     return tokens
 
 
-def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(
+    url: str, port: int, workers: int, extra_env: dict[str, str]
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DUOWEI_DATABASE_URL": url,
         "DUOWEI_RATE_PER_S": "100000",
         "DUOWEI_RATE_BURST": "100000",
+        # Fixed for the run: access tokens stay valid across the variants' servers.
         "DUOWEI_SESSION_SECRET": "b" * 32,
+        **extra_env,
     }
+    env = {k: v for k, v in env.items() if v != ""}  # an empty value unsets (no Redis)
     cmd = [
         sys.executable, "-m", "uvicorn", "duowei.api.server:app", "--factory", "--host", HOST,
         "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http",
@@ -259,6 +278,23 @@ def backends_of(server: list[psutil.Process]) -> set[int]:
     return pids
 
 
+def redis_cpu_s() -> float:
+    """CPU seconds of the redis-server processes on this machine (0 when there are none)."""
+    total = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] == "redis-server":
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+    return total
+
+
+def steal_ticks() -> int:
+    """The machine's CPU steal so far (the 8th number of /proc/stat's cpu line), in ticks."""
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[8])
+
+
 def own_cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -269,6 +305,7 @@ async def open_loop(
 ) -> dict[str, Any]:
     n = min(int(rate * seconds), REQUESTS_MAX)
     latencies: list[float] = []
+    by_second: list[list[float]] = [[] for _ in range(int(n / rate) + 1)]
     codes: dict[str, int] = {}
     gate = asyncio.Semaphore(IN_FLIGHT_MAX)
 
@@ -282,10 +319,13 @@ async def open_loop(
                     label += "" if json.loads(body).get("ok") else ":refused"
             except (OSError, ValueError, TimeoutError, RuntimeError) as exc:  # Runtime: closed
                 label = type(exc).__name__
-        latencies.append((time.perf_counter() - at) * 1000)
+        latency_ms = (time.perf_counter() - at) * 1000
+        latencies.append(latency_ms)
+        by_second[int(i / rate)].append(latency_ms)  # by scheduled second
         codes[label] = codes.get(label, 0) + 1
 
     server_cpu0, client_cpu0, pg_cpu0 = cpu_s(server), own_cpu_s(), postgres_cpu_s()
+    redis_cpu0, steal0 = redis_cpu_s(), steal_ticks()
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter() + 0.05
     tasks = []
@@ -300,7 +340,7 @@ async def open_loop(
             await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - t0
-    pg_cpu1 = postgres_cpu_s()
+    pg_cpu1, redis_cpu1, steal1 = postgres_cpu_s(), redis_cpu_s(), steal_ticks()
     # A backend opened during the step counts from zero.
     pg_s = sum(pg_cpu1.get(b, 0.0) - pg_cpu0.get(b, 0.0) for b in backends_of(server))
     ok = sum(v for k, v in codes.items() if k in ("200", "201"))
@@ -316,8 +356,16 @@ async def open_loop(
         "server_cpu_ms_per_request": round((cpu_s(server) - server_cpu0) * 1000 / n, 3),
         "client_cpu_ms_per_request": round((own_cpu_s() - client_cpu0) * 1000 / n, 3),
         "postgres_cpu_ms_per_request": round(pg_s * 1000 / n, 3),
+        # Every redis-server on the machine (other users of it included).
+        "redis_cpu_ms_per_request": round((redis_cpu1 - redis_cpu0) * 1000 / n, 3),
         "load_1min_before": round(load0, 2),
+        "load_1min_after": round(os.getloadavg()[0], 2),
+        "steal_ticks": steal1 - steal0,
         "connections_opened": client.opened,
+        # p99 and max of the requests scheduled in each second: where the tail sits in time.
+        "p99_max_ms_by_second": [
+            [round(pct(b, 0.99), 1), round(max(b), 1)] for b in by_second if b
+        ],
     }
 
 
@@ -342,17 +390,15 @@ async def run(
     port: int,
     rates: list[float],
     seconds: float,
-    keys: list[str],
+    tokens: list[str],
     *,
-    auth: str,
     health_rate: float,
     server: list[psutil.Process],
+    next_customer: Callable[[], int],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"authorize": []}
-    customer = [0]
     client = Client(port)
     try:
-        tokens = await oauth_tokens(client, keys) if auth == "oauth" else keys
         # Warm-up, not measured: each worker verifies each key once with argon2id (slow on
         # purpose) and then remembers it; a merchant may read payments, so this authenticates.
         for _ in range(WARMUP_ROUNDS):
@@ -366,23 +412,65 @@ async def run(
             run_id = uuid.uuid4().hex[:8]
 
             def make(i: int, run_id: str = run_id) -> Request:
-                no = customer[0] // PER_CUSTOMER + 1
-                customer[0] += 1
                 headers = {
                     "authorization": f"Bearer {tokens[i % len(tokens)]}",
                     "idempotency-key": f"{run_id}.{i}",
                     "content-type": "application/json",
                 }
-                body = {"customer_no": no, "amount": {"amount": "12.34", "currency": "CNY"}}
+                body = {
+                    "customer_no": next_customer(),
+                    "amount": {"amount": "12.34", "currency": "CNY"},
+                }
                 return "POST", "/payments", headers, json.dumps(body).encode()
 
             out["authorize"].append(await open_loop(client, rate, seconds, make, server))
-        out["anchor_health"] = await open_loop(
-            client, health_rate, seconds, lambda i: ("GET", "/health", {}, None), server
-        )
+        if health_rate > 0:
+            out["anchor_health"] = await open_loop(
+                client, health_rate, seconds, lambda i: ("GET", "/health", {}, None), server
+            )
     finally:
         client.close()
     return out
+
+
+async def bearer_tokens(port: int, keys: list[str], auth: str) -> list[str]:
+    if auth != "oauth":
+        return keys
+    client = Client(port)
+    try:
+        return await oauth_tokens(client, keys)
+    finally:
+        client.close()
+
+
+def parse_variants(text: str) -> list[tuple[str, dict[str, str]]]:
+    """``name:K=V,K=V;name2:...`` -> [(name, env)]; an empty value unsets the variable."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, _, assigns = part.partition(":")
+        env = dict(a.split("=", 1) for a in filter(None, assigns.split(",")))
+        out.append((name, env))
+    return out
+
+
+def serve_and_run(
+    url: str, workers: int, env: dict[str, str], body: Callable[[int, list[psutil.Process]], Any]
+) -> Any:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port = int(s.getsockname()[1])
+    proc = start_server(url, port, workers, env)
+    try:
+        parent = psutil.Process(proc.pid)
+        server = [parent, *parent.children(recursive=True)]
+        return body(port, server)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def main() -> None:
@@ -391,49 +479,80 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--auth", choices=("apikey", "oauth"), default="apikey")
-    parser.add_argument("--health-rate", type=float, default=0.0, help="default: the top rate")
+    parser.add_argument(
+        "--health-rate", type=float, default=0.0, help="default: the top rate; -1: no anchor"
+    )
+    parser.add_argument(
+        "--redis",
+        default=REDIS_URL_DEFAULT,
+        help="DUOWEI_REDIS_URL for the server (shared rate limits and velocity windows, the "
+        "recommended set-up of several workers); 'none': each worker keeps its own",
+    )
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="servers to compare, 'name:ENV=V,ENV=V;name2:...' (an empty value unsets), each "
+        "run in turn on the same data, --repeats times, the order reversed every other time",
+    )
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
+    import uvloop
+
     rates = [float(r) for r in args.rates.split(",")]
-    total = int(sum(rates) * args.seconds)
+    variants = parse_variants(args.variants) or [("default", {})]
+    redis_url = "" if args.redis == "none" else args.redis
+    runs = len(variants) * args.repeats
+    total = int(sum(rates) * args.seconds) * runs
     customers = total // PER_CUSTOMER + 1
     merchants = max(4, int(max(rates) / PER_MERCHANT_PER_S) + 1)
+    # Customer numbers of their own: the velocity windows in Redis outlive a run (10 minutes),
+    # and another run's customers 1..N must not count against this one's.
+    base = uuid.uuid4().int % CUSTOMER_BASES * CUSTOMERS_PER_RUN_MAX
+    if customers > CUSTOMERS_PER_RUN_MAX:
+        raise SystemExit(f"at most {CUSTOMERS_PER_RUN_MAX} customers a run")
     schema = f"apiload_{uuid.uuid4().hex[:12]}"
     _admin(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in PG_URL else "?"
     url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    proc = None
+    results: list[dict[str, Any]] = []
     try:
         t = time.perf_counter()
-        keys = setup(url, customers=customers, merchants=merchants)
+        keys = setup(url, customers=customers, merchants=merchants, base=base)
         setup_s = time.perf_counter() - t
-        with socket.socket() as s:
-            s.bind((HOST, 0))
-            port = int(s.getsockname()[1])
-        proc = start_server(url, port, args.workers)
-        parent = psutil.Process(proc.pid)
-        server = [parent, *parent.children(recursive=True)]
-        import uvloop
+        customer = [0]
 
-        result = uvloop.run(
-            run(
-                port,
-                rates,
-                args.seconds,
-                keys,
-                auth=args.auth,
-                health_rate=args.health_rate or max(rates),
-                server=server,
-            )
-        )
+        def next_customer() -> int:
+            customer[0] += 1
+            return base + (customer[0] - 1) // PER_CUSTOMER + 1
+
+        tokens: list[str] = []
+        tokens_at = -math.inf
+        for rep in range(args.repeats):
+            for name, env in variants if rep % 2 == 0 else variants[::-1]:
+                server_env = {"DUOWEI_REDIS_URL": redis_url, **env}
+
+                def body(port: int, server: list[psutil.Process]) -> Any:
+                    nonlocal tokens, tokens_at
+                    if time.monotonic() - tokens_at > TOKENS_REUSE_S:  # they last 600 s
+                        tokens = uvloop.run(bearer_tokens(port, keys, args.auth))
+                        tokens_at = time.monotonic()
+                    return uvloop.run(
+                        run(
+                            port,
+                            rates,
+                            args.seconds,
+                            tokens,
+                            health_rate=args.health_rate or max(rates),
+                            server=server,
+                            next_customer=next_customer,
+                        )
+                    )
+
+                out = serve_and_run(url, args.workers, server_env, body)
+                results.append({"variant": name, "repeat": rep, "env": server_env, **out})
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
         _admin(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    one = results[0] if len(results) == 1 else {"runs": results}
     print(
         json.dumps(
             {
@@ -442,13 +561,14 @@ def main() -> None:
                 "cpus": os.cpu_count(),
                 "workers": args.workers,
                 "auth": args.auth,
+                "redis": redis_url or None,
                 "seconds_per_rate": args.seconds,
                 "customers": customers,
                 "merchants": merchants,
                 "setup_s": round(setup_s, 1),
                 "load_1min_after": round(os.getloadavg()[0], 2),
                 "target": ">= 1000 authorizations/s at p99 <= 50 ms",
-                **result,
+                **one,
             }
         )
     )
