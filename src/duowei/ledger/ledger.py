@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from duowei.audit.log import transfer_log_rows
 from duowei.clock import Clock, to_micros
 from duowei.db import Database, UnitOfWork
 from duowei.ledger import store
@@ -225,11 +224,9 @@ class Ledger:
                     first = store.save_outcome_numbering(uow, outcome, snap, now_us, commit=commit)
                     return _numbered(outcome.results, outcome.transfers, first)
                 return outcome.results
-            rows = transfer_log_rows(outcome.transfers, chain)
-            head = (size + len(rows), rows[-1][-1]) if rows else None
-            if rows or outcome.failures or owned:
+            if outcome.transfers or outcome.failures or owned:
                 # An owned transaction always ends here: its COMMIT is the ledger's to send.
-                store.save_outcome(uow, outcome, snap, rows, now_us, head, commit=commit)
+                store.save_outcome(uow, outcome, snap, now_us, size, chain, commit=commit)
         return outcome.results
 
     def expire_pending(
