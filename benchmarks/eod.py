@@ -9,14 +9,16 @@ business day, timed alone; peak memory is the state plus the kernel's extra allo
 (tracemalloc, which sees numpy) on a second day.
 
 End to end (``--e2e-sizes``, ``--engines``): the same synthetic book stored in
-``product_accounts`` (``duowei.sim.store``; loading is timed apart), then ``run_eod`` for one
+``product_accounts`` (its two tables, migration 0012: ``duowei.sim.store``; loading is timed
+apart), then ``run_eod`` for one
 day: hold expiry, chunked read, due step + kernel + charge-off, write-back, aggregated GL postings,
 per-account write-offs, progress, reconciliation. Each size and engine runs in a fresh child
 process, whose peak RSS is reported (it includes building and loading the book), with the run's
 wall and CPU seconds by phase (``EodResult.phase_s`` / ``phase_cpu_s``: read, day, write,
 accrue_sql, post, commit, reconcile), this process's CPU seconds (PostgreSQL's own work is in its
-server processes) and the load average. ``--numpy-only`` runs every row through numpy instead of
-accruing the steady rows in SQL (the code before that change, for before/after pairs).
+server processes), the load average and the machine's CPU steal during the run.
+``--numpy-only`` runs every row through numpy instead of accruing the steady rows in SQL (the
+code before that change, for before/after pairs).
 
 Schedule + APR: our vectorized path (``equal_installment_many`` + ``irr_many``) against
 numpy-financial (``pmt`` + ``irr``) and pyxirr (``pmt`` + ``irr``) called per loan, on the same
@@ -157,6 +159,11 @@ def _proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _steal_ticks() -> int:
+    """The machine's CPU steal so far (``/proc/stat``, 8th number of the cpu line), in ticks."""
+    return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8])
+
+
 def _backend(db: Any) -> tuple[int, float] | None:
     """PostgreSQL: the pooled connection's server process and its CPU seconds so far (the run
     takes one connection at a time, so the pool hands it the same one)."""
@@ -207,9 +214,11 @@ def end_to_end_one(
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         load_before = os.getloadavg()[0]
         server0 = _backend(db)
+        steal0 = _steal_ticks()
         t0, cpu0 = time.perf_counter(), time.process_time()
         result = run_eod(db, clock, BUSINESS_DATE, sql_accrual=sql_accrual)
         eod_s, eod_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+        steal_ticks = _steal_ticks() - steal0
         server1 = _backend(db)
         server_cpu_s = (
             round(server1[1] - server0[1], 2)
@@ -237,6 +246,7 @@ def end_to_end_one(
         "phase_cpu_s": result.phase_cpu_s,
         "accounts_per_s": round(size / eod_s),
         "load_average_1min_before_after": [round(load_before, 2), round(load_after, 2)],
+        "cpu_steal_ticks_during_eod": steal_ticks,
         "charged_off": result.charged_off,
         "gl_transfers": result.transfers,
         "rerun_same_day_s": round(rerun_s, 3),

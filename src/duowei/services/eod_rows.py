@@ -272,7 +272,9 @@ def read_where(uow: UnitOfWork, bounds: ChunkBounds, condition: str) -> ChunkRow
     base row of each account kept is looked up by id."""
     # Column-major (field, row): each column is a contiguous view, no copy per column.
     state = ", ".join(f"{'k' if c in KERNEL_COLUMNS else 'b'}.{c}" for c in STATE_COLUMNS)
-    where = f"{kernel_range(bounds, 'k')} AND ({condition})"
+    # The base table's range too: PostgreSQL's planner (which cannot know how few rows the
+    # condition keeps) hash-joins with a scan of the base table, and would scan all of it.
+    where = f"{kernel_range(bounds, 'k')} AND {kernel_range(bounds, 'b')} AND ({condition})"
     if uow.dialect == "postgresql":
         select = (
             "SELECT k.id, b.customer_no, b.statement_day::bigint, b.pair_due_day::bigint, "
