@@ -69,6 +69,23 @@ def test_async_take_gives_the_local_buckets_decisions(redis_url: str) -> None:
     assert [g for g, _ in asyncio.run(both())] == [True, True, True, False, False]
 
 
+def test_concurrent_takes_in_batches_allow_exactly_the_burst(redis_url: str) -> None:
+    # Two workers' limiters, 60 requests at once on each: the batches they go out in still
+    # give one bucket exactly `burst` tokens.
+    a = RedisBuckets.from_url(redis_url, rate_per_s=0.001, burst=25)
+    b = RedisBuckets.from_url(redis_url, rate_per_s=0.001, burst=25)
+    key, other = f"test-{uuid.uuid4().hex}", f"test-{uuid.uuid4().hex}"
+
+    async def burst() -> list[bool]:
+        calls = [lim.take_async(key) for _ in range(60) for lim in (a, b)]
+        calls += [a.take_async(other) for _ in range(3)]
+        return [d.allowed for d in await asyncio.gather(*calls)]
+
+    allowed = asyncio.run(burst())
+    assert sum(allowed[:120]) == 25 and all(allowed[120:])
+    assert a.degraded_count == b.degraded_count == 0
+
+
 def test_unreachable_redis_falls_back_to_local_buckets() -> None:
     # Nothing listens on port 1: every call fails fast and the local bucket decides.
     down = RedisBuckets.from_url("redis://127.0.0.1:1/0", rate_per_s=0.001, burst=2)
