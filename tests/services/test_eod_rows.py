@@ -311,3 +311,50 @@ def test_writes_through_the_view_reach_both_tables_and_steady_to_day_follows_eve
         uow.execute("DELETE FROM product_accounts WHERE id = 701")
         for table in ("product_account_kernel", "product_account_base"):
             assert uow.fetchone(f"SELECT COUNT(*) FROM {table}") == (0,)
+
+
+def test_migration_0012_moves_an_existing_table_into_the_two_tables_unchanged(
+    db_url: str,
+) -> None:
+    """A database from before 0012 (one ``product_accounts`` table with rows) reads the same
+    rows, column for column, through the view after the upgrade; ``steady_to_day`` is filled."""
+    from alembic import command
+    from alembic.config import Config
+
+    from duowei.db import MIGRATIONS_DIR, open_database
+
+    db = open_database(db_url, migrate=False)
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with db.engine.connect() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0010")  # 0001, 0002 and 0010: the single table
+            conn.commit()
+        book = make_eod_state(accounts=60, seed=4, business_date=ON)
+        names = ("id", "customer_no", "product", "kind", "opened_on", *STATE_COLUMNS)
+        rows = []
+        for i in range(len(book)):
+            state = {c: int(book.columns[c][i]) for c in book.columns}
+            extra = {c: (i * 7 + k) % 5 for k, c in enumerate(STATE_COLUMNS) if c not in state}
+            kind = "credit_pay" if i % 3 == 0 else "cash_loan"
+            values = {**state, **extra}
+            rows.append(
+                (100 * (i + 1) + i % 3, i + 1, kind, kind, ON, *(values[c] for c in STATE_COLUMNS))
+            )
+        with db.transaction() as uow:
+            for row in rows:
+                uow.execute(
+                    f"INSERT INTO product_accounts ({', '.join(names)}) "
+                    f"VALUES ({','.join('?' * len(names))})",
+                    row,
+                )
+        db.migrate()
+        with db.transaction() as uow:
+            got = uow.fetchall(f"SELECT {', '.join(names)} FROM product_accounts ORDER BY id")
+            assert [r[:4] + r[5:] for r in got] == [r[:4] + r[5:] for r in sorted(rows)]
+            assert uow.fetchone(
+                "SELECT COUNT(*) FROM product_account_kernel WHERE steady_to_day IS NULL"
+            ) == (0,)
+    finally:
+        db.dispose()
