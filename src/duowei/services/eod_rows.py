@@ -24,6 +24,14 @@ statements and no per-value objects:
 
 Both engines stay inside the caller's transaction (one per chunk): read, day, write, post and
 progress commit together, so a killed run loses only its open chunk.
+
+Since migration 0012 (docs/adr/0008-eod-kernel-table.md) ``product_accounts`` is a view over
+two tables: ``product_account_kernel`` (the kernel's columns and ``stmt_due_day``, rewritten
+daily; on SQLite its rowid is the account id) and ``product_account_base`` (the rest). This
+module works on the tables: the steady rows' day runs on the kernel table alone; a read walks
+the kernel table's chunk and looks up the base row of each row it keeps; a write sends each
+changed column to its table (kernel columns by id, base columns as above with the base table's
+rowids).
 """
 
 from __future__ import annotations
@@ -166,10 +174,10 @@ def steady_condition(day: int, rules: AgingRules) -> str:
     ``accrue_steady`` does in one ``UPDATE``: interest on principal + due principal, penalty on
     overdue principal, days past due, bucket and class from the overdue date, ``last_run_day``.
 
-    What depends on the row alone is the stored column ``steady_to_day`` (migration 0012: -1
-    when the row cannot be steady, else the earlier of its due day and statement due day); the
-    day and the charge-off days (terms) are compared here. The steady update keeps it valid: it
-    leaves the columns it is computed from unchanged or, for the carries, in range.
+    What depends on the row alone is the stored generated column ``steady_to_day`` (migration
+    0012: -1 when the row cannot be steady, else the earlier of its due day and statement due
+    day; the database recomputes it on every write of the row, whoever writes it); the day and
+    the charge-off days (terms) are compared here.
     """
     day = int(day)
     return (
