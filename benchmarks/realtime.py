@@ -10,10 +10,17 @@ Also two open-loop runs of the grouped path: authorizations due at ``--rate`` pe
 blocking on its authorization (``open_loop_*``), and one sender thread handing each over as a
 future, as the API's event loop does (``open_loop_futures_*``).
 
+The open loops are the target figure (``target_met``): completed rate from the first due
+time to the last completion, p99 from the due time, all of it. The closed loop is capacity
+(its latency is the queue its clients keep full). Each run also gives its latency by second,
+the collector's pauses and the senders' own lateness, to see where a tail comes from.
+
 Prints one JSON line, with the CPU each path used per authorization (this process, and its
-PostgreSQL server processes read from /proc) and the load average: on a shared machine the
-rates say little without them. Usage: ``python benchmarks/realtime.py [--quick]
-[--threads N] [--committers N] [--rate R]``.
+PostgreSQL server processes read from /proc), the load average and the CPU steal: on a shared
+machine the rates say little without them. Usage: ``python benchmarks/realtime.py [--quick]
+[--parts rules,closed,open,futures,anchor] [--threads N] [--committers N] [--rate R]
+[--max-wait-ms MS] [--no-gc-freeze]``. Each run's process freezes its set-up heap as a server
+does when started (``duowei.realtime.heap``); ``--no-gc-freeze`` runs the code before.
 Env: DUOWEI_BENCH_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test),
 DUOWEI_BENCH_REDIS_URL (default redis://127.0.0.1:6379/14).
 """
@@ -229,8 +236,11 @@ def authorizations(
         )
         checkout = CheckoutService(db, clock, guard, catalog=catalog, group=group)
         latencies: list[float] = []
-        # Open loop: (due, done) perf_counter seconds of each authorization.
+        # Open loop: (due, done) perf_counter seconds of each authorization, and how late
+        # (s) its sender handed it over: a sender that waits for the GIL is late before the
+        # path has it.
         timed: list[tuple[float, float]] = []
+        late: list[float] = []
         reasons: Counter[str] = Counter()
         lock = threading.Lock()
 
@@ -260,6 +270,7 @@ def authorizations(
                 wait = due_at[i] - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
+                late.append(time.perf_counter() - due_at[i])
                 result = checkout.authorize(_purchase(events[i], customers))
                 mine.append((due_at[i], time.perf_counter()))
                 seen[result.outcome.reason] += 1
@@ -280,6 +291,7 @@ def authorizations(
                 wait = due_at[i] - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
+                late.append(time.perf_counter() - due_at[i])
                 future = checkout.authorize_future(purchase)
 
                 def done(f: Future[CheckoutResult], due: float = due_at[i]) -> None:
@@ -357,6 +369,8 @@ def authorizations(
             extra = {
                 "p99_after_first_s": pct(after, 0.99) if after else None,
                 "max": max(latencies),
+                "handed_late_ms_p50": pct(late, 0.5) * 1000,
+                "handed_late_ms_p99": pct(late, 0.99) * 1000,
                 "seconds": seconds(due_s, latencies),
             }
         return extra | {
@@ -391,6 +405,9 @@ def _run_fields(prefix: str, run: dict[str, Any]) -> dict[str, Any]:
     if "seconds" in run:
         out[f"{prefix}_ms_p99_after_first_s"] = _round(run["p99_after_first_s"], 2)
         out[f"{prefix}_ms_max"] = round(run["max"], 2)
+        # From due to handed to the checkout: the senders' own delay, inside the latency.
+        out[f"{prefix}_handed_late_ms_p50"] = round(run["handed_late_ms_p50"], 2)
+        out[f"{prefix}_handed_late_ms_p99"] = round(run["handed_late_ms_p99"], 2)
     out |= {
         f"{prefix}_outcomes": run["reasons"],
         f"{prefix}_groups_committed": run["groups"],
