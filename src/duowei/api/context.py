@@ -48,6 +48,9 @@ class ApiConfig:
     pool_size: int = 20
     # POST /payments through a GroupCommitter: concurrent authorizations share transactions.
     group_commit: bool = True
+    # Groups in flight at once in this process (``GroupCommitter(committers=...)``): with two,
+    # one gathers and prepares while the other posts and commits.
+    group_committers: int = 1
     # FastAPI's OpenTelemetry bridge. Off, it costs nothing; on, every request asks three
     # global providers whether they are configured (about a tenth of a worker's CPU, measured).
     telemetry: bool = False
@@ -104,7 +107,11 @@ def build_context(config: ApiConfig) -> ApiContext:
         from duowei.risk.decision import load_credit_policy
 
         model, policy = load_model(config.model_dir), load_credit_policy(None)
-    group = GroupCommitter(db, config.clock) if config.group_commit else None
+    group = (
+        GroupCommitter(db, config.clock, committers=config.group_committers)
+        if config.group_commit
+        else None
+    )
     return ApiContext(
         config=config,
         db=db,
@@ -141,6 +148,7 @@ def config_from_env(clock: Clock, database_url: str | None = None) -> ApiConfig:
         session_secret=secret.encode() if secret else None,
         cookie_secure=os.environ.get("DUOWEI_COOKIE_SECURE", "1") != "0",
         group_commit=os.environ.get("DUOWEI_GROUP_COMMIT", "1") != "0",
+        group_committers=int(os.environ.get("DUOWEI_GROUP_COMMITTERS", "1")),
         telemetry=os.environ.get("DUOWEI_TELEMETRY", "0") == "1",
     )
 

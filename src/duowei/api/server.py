@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from duowei.api.app import create_app
 from duowei.api.context import config_from_env
 from duowei.clock import SystemClock
+from duowei.realtime.heap import freeze_startup_heap
 
 # Net allocations between young collections (CPython's default is 700): fewer, larger young
 # collections; after the freeze what survives them is what the requests keep.
@@ -36,12 +37,12 @@ GC_GEN2_THRESHOLD: Final = 10
 
 
 def settle_heap() -> None:
-    """``gc.freeze()`` what start-up built, and collect the young generation less often.
+    """Freeze what start-up built (``duowei.realtime.heap.freeze_startup_heap``, ADR 0006),
+    and collect the young generation less often.
 
     Frozen objects are still freed by reference counting; only cycles among them are never
     collected (start-up objects live as long as the worker anyway)."""
-    gc.collect()
-    gc.freeze()
+    freeze_startup_heap()
     gc.set_threshold(GC_GEN0_THRESHOLD, GC_GEN1_THRESHOLD, GC_GEN2_THRESHOLD)
 
 
