@@ -73,6 +73,8 @@ class Snapshot:
     pendings: dict[str, list[int]]
     existing: dict[str, Transfer]
     failures: dict[str, tuple[str, bytes]]
+    # PostgreSQL: where each locked account row is (its ctid, as text), for the store's update.
+    locations: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass

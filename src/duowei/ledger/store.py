@@ -203,12 +203,14 @@ def _load_pg(
     locked = conn.cursor()
     holds = conn.cursor() if pending_list else None
     head_cur = conn.cursor() if head else None
+    # A batch numbered here (``head``) updates its accounts by the rows' ctids (``_save_pg``).
+    columns = f"{_ACCOUNT_STATE}, ctid::text" if head else _ACCOUNT_STATE
     with conn.pipeline():
         if begin:
             seen.execute("BEGIN")
         if holds is not None:
             locked.execute(
-                f"SELECT {_ACCOUNT_STATE} FROM accounts WHERE id = ANY(%s){holds_of} "
+                f"SELECT {columns} FROM accounts WHERE id = ANY(%s){holds_of} "
                 "ORDER BY id FOR UPDATE",
                 (_ints_param(account_ids), pending_list, pending_list),
             )
@@ -219,13 +221,19 @@ def _load_pg(
             )
         else:
             locked.execute(
-                f"SELECT {_ACCOUNT_STATE} FROM accounts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                f"SELECT {columns} FROM accounts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                 (_ints_param(account_ids),),
             )
         seen.execute(_SEEN_PG, (seen_ids, seen_ids))
         if head_cur is not None:
             head_cur.execute("SELECT size, chain_hash FROM audit_head WHERE id = 1 FOR UPDATE")
-    accounts = {r[0]: list(r[1:]) for r in locked.fetchall()}
+    if head_cur is None:
+        accounts = {r[0]: list(r[1:]) for r in locked.fetchall()}
+        locations: dict[int, str] = {}
+    else:
+        rows = locked.fetchall()
+        accounts = {r[0]: list(r[1:7]) for r in rows}
+        locations = {r[0]: r[7] for r in rows}
     pendings = {r[0]: list(r[1:]) for r in holds.fetchall()} if holds is not None else {}
     existing: dict[str, Transfer] = {}
     failures: dict[str, tuple[str, bytes]] = {}
@@ -234,7 +242,7 @@ def _load_pg(
             failures[r[1]] = (r[12], bytes(r[13]))
         else:
             existing[r[1]] = Transfer(*r[:12])
-    snap = Snapshot(accounts, pendings, existing, failures)
+    snap = Snapshot(accounts, pendings, existing, failures, locations)
     if head_cur is None:
         return snap, 0, b""
     size, chain = head_cur.fetchone()
@@ -284,7 +292,16 @@ def save_outcome(
     balances, holds, resolved, failures = _outcome_rows(outcome, snap, now_us)
     if uow.dialect == "postgresql":
         _save_pg(
-            uow, outcome.transfers, size, chain, balances, holds, resolved, failures, commit=commit
+            uow,
+            snap.locations,
+            outcome.transfers,
+            size,
+            chain,
+            balances,
+            holds,
+            resolved,
+            failures,
+            commit=commit,
         )
         return
     rows = transfer_log_rows(outcome.transfers, chain)
@@ -371,9 +388,17 @@ _UPDATE_BALANCES_PG: Final = (
     "AS v(dp, dpo, cp, cpo, id) WHERE a.id = v.id"
 )
 
+_UPDATE_BALANCES_AT: Final = (
+    "UPDATE accounts AS a SET debits_pending = v.dp, debits_posted = v.dpo, "
+    "credits_pending = v.cp, credits_posted = v.cpo "
+    "FROM unnest(%s::int8[], %s::int8[], %s::int8[], %s::int8[], %s::tid[]) "
+    "AS v(dp, dpo, cp, cpo, at) WHERE a.ctid = v.at"
+)
+
 
 def _save_pg(
     uow: UnitOfWork,
+    locations: dict[int, str],
     transfers: list[Transfer],
     size: int,
     chain: bytes,
@@ -390,16 +415,29 @@ def _save_pg(
     the same pipeline for a few, COPY for more), the head and the COMMIT."""
     conn = uow.raw
     cur = conn.cursor()
+    copied = len(transfers) >= _COPY_ROWS_MIN
+    # Before a COPY the UPDATE's row count can be checked before anything else is sent, so
+    # the accounts are found by their locked rows' ctids: no index search per account (a
+    # third of the UPDATE's server time with 100,000 accounts, measured).
+    at = copied and bool(balances) and all(b[4] in locations for b in balances)
+    update = conn.cursor() if at else cur
     with conn.pipeline():
-        if balances:
+        if at:
+            counters = [_int8_literal(c) for c in zip(*(b[:4] for b in balances), strict=True)]
+            where = "{" + ",".join(f'"{locations[b[4]]}"' for b in balances) + "}"
+            update.execute(_UPDATE_BALANCES_AT, [*counters, where])
+        elif balances:
             cur.execute(
                 _UPDATE_BALANCES_PG, [_int8_literal(c) for c in zip(*balances, strict=True)]
             )
         _write_holds_and_failures(uow, cur, holds, resolved, failures)
         rows = transfer_log_rows(transfers, chain)
-        if len(rows) < _COPY_ROWS_MIN:
+        if not copied:
             _finish_pg(uow, cur, rows, size, commit=commit)
             return
+    if at and update.rowcount != len(balances):
+        # A ctid no longer names the row this transaction locked: nothing may be committed.
+        raise RuntimeError(f"ledger: {update.rowcount} of {len(balances)} accounts updated by ctid")
     with cur.copy(
         "COPY transfers (seq, id, debit_account_id, credit_account_id, amount_fen, ledger, "
         "code, flags, pending_id, timeout_s, user_data, timestamp_us, leaf_hash, chain_hash) "
