@@ -24,6 +24,12 @@ from duowei.errors import InvalidInput
 Dialect = Literal["sqlite", "postgresql"]
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 SQLITE_CACHE_KIB: Final = 64 * 1024
+# WAL pages before an automatic checkpoint (SQLite's default is 1,000). A ledger batch over
+# many accounts dirties thousands of pages, so at the default every commit also copied them all
+# back into the database file and synced it; at 10,000 (about 40 MiB of WAL) a page written by
+# several commits is copied once (batched transfers, 100,000 accounts: +30-45% wall, -6-11%
+# CPU, interleaved). Commits still sync the WAL (``synchronous``): durability is unchanged.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES: Final = 10_000
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 
 
@@ -79,6 +85,7 @@ def _setup_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         # A 64 MiB page cache keeps the account and index pages of a large book in memory.
         cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
         cur.close()
 
     @event.listens_for(engine, "begin")
