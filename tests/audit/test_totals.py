@@ -132,3 +132,16 @@ def test_stored_counters_that_are_not_integers_are_compared_as_python_does() -> 
     assert stored.array is None
     with pytest.raises(IntegrityError, match=r"account 1: stored counters \[0, '7', 0, 0\]"):
         totals.check_accounts(stored, derived)
+
+
+@pytest.mark.parametrize("spread", [10, 100_000, 2**40])
+def test_dense_and_sorted_sums_agree(spread: int) -> None:
+    """Ids in a narrow range are summed by offset, others by a sort: the same totals."""
+    rng = np.random.default_rng(spread % 97)
+    ids = rng.integers(1, spread + 1, 50_000).astype(np.int64)
+    columns = rng.integers(0, 10**6, (2, 50_000)).astype(np.int64)
+    got = totals.sum_by_account(ids, columns)
+    want = totals.sum_by_account(ids, columns.astype(object))  # the sort, in Python integers
+    assert got[0].tolist() == want[0].tolist()
+    assert got[1].tolist() == want[1].tolist()
+    assert got[1].dtype == np.int64

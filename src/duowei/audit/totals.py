@@ -105,10 +105,39 @@ def sum_by_account(ids: npt.NDArray[Any], columns: npt.NDArray[Any]) -> Totals:
         return ids, np.zeros((columns.shape[0], 0), dtype=np.int64)
     if not _fits_int64(columns, ids):
         columns = columns.astype(object)
+    elif ids.dtype == np.int64:
+        dense = _sum_dense(ids, columns)
+        if dense is not None:
+            return dense
     order = np.argsort(ids)  # any order within an id: sums do not depend on it
     ordered = ids[order]
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
     return ordered[starts], np.add.reduceat(columns[:, order], starts, axis=1)
+
+
+# Ids spanning at most this many times their count (plus a little) are summed by offset
+# (``np.bincount``, one pass) rather than sorted: about 2 ms against 20 ms for 440,000 ids.
+_DENSE_SPAN_PER_ID: Final = 4
+_DENSE_SPAN_SLACK: Final = 65_536
+# float64 holds every integer below 2**53 exactly, so sums below it are exact in bincount.
+_FLOAT_EXACT_LIMIT: Final = 2**53
+
+
+def _sum_dense(ids: Int64s, columns: Int64s) -> Totals | None:
+    """``sum_by_account`` for ids in a narrow range with small sums; None otherwise."""
+    low, high = int(ids.min()), int(ids.max())
+    span = high - low + 1
+    if span > _DENSE_SPAN_PER_ID * len(ids) + _DENSE_SPAN_SLACK:
+        return None
+    if columns.size and int(columns.max()) * len(ids) >= _FLOAT_EXACT_LIMIT:
+        return None
+    offsets = ids - low
+    present = np.flatnonzero(np.bincount(offsets, minlength=span))
+    sums = [
+        np.bincount(offsets, weights=column, minlength=span)[present].astype(np.int64)
+        for column in columns
+    ]
+    return present + low, np.stack(sums) if sums else np.zeros((0, len(present)), np.int64)
 
 
 def merge(parts: Sequence[Totals]) -> Totals:
