@@ -2,11 +2,11 @@
 
 Each worker also settles its heap once the app is built (``settle_heap``): the modules, the
 model and the app's own objects (about 250,000 of them) are moved out of the cyclic garbage
-collector's reach with ``gc.freeze()``. Without it every full collection walked them all: under
-1,000 authorizations/s a worker ran one every second or two, each holding the GIL for 160-440 ms
-(logged from ``gc.callbacks`` on the shared 2-core machine at load 6-7: 14 full collections
-in one 8 s run of the two workers, 4.3 s in all). In interleaved runs at 1,000/s the workers'
-CPU per authorization fell from 0.84-0.89 ms to 0.55-0.67 ms with it.
+collector's reach with ``gc.freeze()``. Without it every full collection walked them all, each
+holding the GIL (so stalling every request of the worker) for 160-440 ms: logged from
+``gc.callbacks`` on the shared 2-core machine at load 6-7, 14 full collections in the two
+workers over one run's warm-up and 8 s at 1,000/s, 4.3 s in all. In two interleaved pairs at
+1,000/s the workers' CPU per authorization fell from 0.84-0.89 ms to 0.55-0.67 ms with it.
 
 ``DUOWEI_GC_FREEZE=0`` turns this off (for comparisons); ``DUOWEI_SWITCH_INTERVAL_S`` sets the
 interpreter's thread switch interval (default 5 ms), which bounds how long the group
