@@ -16,10 +16,22 @@ connections (from /proc, matched by socket: other sessions on the same PostgreSQ
 out). ``--auth oauth`` authenticates with short-lived access tokens
 from ``POST /oauth/token`` instead of API keys.
 
+The server runs the recommended set-up of several workers: Redis for the shared rate limits
+and velocity windows (``--redis``, default ``redis://127.0.0.1:6379/14``; ``--redis none``: each
+worker keeps its own). Each run's customers have numbers of their own (a random base), so the
+windows an earlier run left in Redis do not count against this one. The CPU of redis-server
+(all its clients) per request, the load average, the CPU steal and the p99 and max of the
+requests scheduled in each second are reported too.
+
+``--variants 'a:ENV=V,ENV=V;b:...' --repeats N`` compares servers on the same data: each
+variant's server (its environment added; ``PYTHONPATH=<a checkout's src>`` runs other code) in
+turn, the order reversed every other repeat (ABBA), the set-up paid once.
+
 Anchor in the same run: ``GET /health`` (HTTP + one database round trip) at the top rate.
 
     python benchmarks/api_load.py [--rates 100,200,400] [--seconds 8] [--workers 2]
-                                  [--auth apikey|oauth] [--health-rate R]
+                                  [--auth apikey|oauth] [--health-rate R (-1: none)]
+                                  [--redis URL|none] [--variants ...] [--repeats N]
 
 Prints one JSON object. Needs PostgreSQL (DUOWEI_TEST_PG_URL, default the test server).
 """
