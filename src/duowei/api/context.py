@@ -49,7 +49,8 @@ class ApiConfig:
     # POST /payments through a GroupCommitter: concurrent authorizations share transactions.
     group_commit: bool = True
     # Groups in flight at once in this process (``GroupCommitter(committers=...)``): with two,
-    # one gathers and prepares while the other posts and commits.
+    # one gathers and prepares while the other posts and commits. Two gave a worse p99 at
+    # 1,000/s with Redis in interleaved runs (docs/api.md), so one is the default.
     group_committers: int = 1
     # FastAPI's OpenTelemetry bridge. Off, it costs nothing; on, every request asks three
     # global providers whether they are configured (about a tenth of a worker's CPU, measured).
