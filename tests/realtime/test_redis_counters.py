@@ -139,3 +139,35 @@ def test_a_flushed_redis_is_detected_and_windows_restart(prefix: str) -> None:
     assert not verdict.degraded  # only the first answer after the loss is flagged
     again = counters.observe(replace(event(), at_us=T0_US + 12 * S_US), windows, 86_400)
     assert not again.reset
+
+
+def test_a_group_in_one_pipeline_gets_the_verdicts_of_one_by_one(prefix: str) -> None:
+    """A checkout group's guard step (``evaluate_many``: one Redis round trip) decides as the
+    same events evaluated one by one, in Redis and in process."""
+    stream = [le.event for le in simulate(seed=5, customers=30, days=6, fraud_share=0.5)]
+    one_by_one = RealtimeGuard(RULES, RedisCounters.from_url(REDIS_URL, prefix=f"{prefix}:a"))
+    grouped = RealtimeGuard(RULES, RedisCounters.from_url(REDIS_URL, prefix=f"{prefix}:b"))
+    local = RealtimeGuard(RULES, LocalCounters())
+    refused = 0
+    for start in range(0, len(stream), 17):
+        part = stream[start : start + 17]
+        expected = [one_by_one.evaluate(e) for e in part]
+        refused += sum(v.action is not Action.APPROVE for v in expected)
+        for verdicts in (grouped.evaluate_many(part), local.evaluate_many(part)):
+            assert [(v.action, v.reasons, v.anomaly_score) for v in verdicts] == [
+                (v.action, v.reasons, v.anomaly_score) for v in expected
+            ]
+    assert not grouped.degraded_count and grouped.reset_count == 0
+    assert refused >= 20  # the planted fraud: the groups' windows matter
+
+
+def test_a_group_fails_to_local_counters_together_when_redis_is_unreachable() -> None:
+    counters = RedisCounters.from_url("redis://127.0.0.1:1/0", retry_after_s=60)
+    guard = RealtimeGuard(RULES, counters)
+    group = [event(amount_fen=200, at_us=T0_US + i * S_US) for i in range(6)]
+    verdicts = guard.evaluate_many(group)
+    assert all(v.degraded for v in verdicts)
+    assert verdicts[-1].action is Action.HOLD_FOR_REVIEW  # the fallback counted the group
+    assert counters.failures == 6  # one failed round trip: every event of it answered locally
+    later = guard.evaluate_many([event(amount_fen=200, at_us=T0_US + 9 * S_US)] * 2)
+    assert all(v.degraded for v in later) and counters.failures == 6  # not retried yet

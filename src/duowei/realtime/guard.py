@@ -1,16 +1,17 @@
 """The real-time guard: counters, anomaly score and rules on one event, one verdict.
 
-The authorization and draw paths call ``RealtimeGuard.evaluate(event)`` before posting the
-hold: approve, step up (ask for a second factor), hold for review, or decline, with reason
-codes. Shadow rules are evaluated and reported (``Verdict.shadow_hits``) but never change the
-action. ``evaluate`` does no database I/O; the service that posts the hold calls
-``duowei.realtime.store.record_decision`` in its own unit of work to keep the decision, its rule
-hits and any alert with the hold.
+The authorization and draw paths call ``RealtimeGuard.evaluate(event)`` (a checkout group:
+``evaluate_many``) before posting the hold: approve, step up (ask for a second factor), hold
+for review, or decline, with reason codes. Shadow rules are evaluated and reported
+(``Verdict.shadow_hits``) but never change the action. ``evaluate`` does no database I/O; the
+service that posts the hold calls ``duowei.realtime.store.record_decision`` in its own unit of
+work to keep the decision, its rule hits and any alert with the hold.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import date
 from typing import Final
 
@@ -19,6 +20,7 @@ from duowei.realtime.counters import CounterStore, LocalCounters
 from duowei.realtime.events import (
     ID_LENGTH_MAX,
     Action,
+    Observation,
     RiskEvent,
     RuleHit,
     Verdict,
@@ -76,6 +78,17 @@ class RealtimeGuard:
         """The verdict and the model's inputs (for training and explanations)."""
         check_event(event)
         obs = self.counters.observe(event, self._windows, self.ruleset.history_window_s)
+        return self._judge(event, obs)
+
+    def evaluate_many(self, events: Sequence[RiskEvent]) -> list[Verdict]:
+        """``evaluate`` of each event in order, the counters observed in one step (one Redis
+        round trip for a checkout group). Every event is checked before any counter moves."""
+        for event in events:
+            check_event(event)
+        observed = self.counters.observe_many(events, self._windows, self.ruleset.history_window_s)
+        return [self._judge(e, obs)[0] for e, obs in zip(events, observed, strict=True)]
+
+    def _judge(self, event: RiskEvent, obs: Observation) -> tuple[Verdict, list[float]]:
         x = features(event, obs, self.ruleset.lists)
         score = self.model.score_one(x) if self.model is not None else 0.0
         hits: list[RuleHit] = []
