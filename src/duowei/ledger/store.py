@@ -174,6 +174,7 @@ def _ids_param(values: Sequence[str]) -> str | list[str]:
 
 # Earlier outcomes under a batch's ids, stored transfers and remembered failures, in one
 # statement: a failure row has no seq, its result and digest in the last two columns.
+PLANNED_EACH_TIME_IDS_MAX: Final = 256
 _SEEN_PG: Final = (
     f"SELECT {TRANSFER_COLUMNS}, NULL::text, NULL::bytea FROM transfers WHERE id = ANY(%s) "
     "UNION ALL SELECT NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
@@ -224,7 +225,11 @@ def _load_pg(
                 f"SELECT {columns} FROM accounts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                 (_ints_param(account_ids),),
             )
-        seen.execute(_SEEN_PG, (seen_ids, seen_ids))
+        # Lookups of a request's or a group's ids are planned each time (why: duowei.db
+        # planned_each_time); a batch of a thousand ids would cost more to plan (a custom plan
+        # weighs each element) than a stale plan can lose.
+        small = len(transfer_ids) <= PLANNED_EACH_TIME_IDS_MAX
+        seen.execute(_SEEN_PG, (seen_ids, seen_ids), prepare=False if small else None)
         if head_cur is not None:
             head_cur.execute("SELECT size, chain_hash FROM audit_head WHERE id = 1 FOR UPDATE")
     if head_cur is None:

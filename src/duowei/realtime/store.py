@@ -21,7 +21,7 @@ from duowei.audit.events import canonical_json
 from duowei.audit.log import DbEventRecorder
 from duowei.bulk import insert_many
 from duowei.clock import Clock, to_micros
-from duowei.db import UnitOfWork
+from duowei.db import UnitOfWork, planned_each_time
 from duowei.errors import InvalidInput, NotFound
 from duowei.realtime.events import Action, RiskEvent, Verdict, business_date
 from duowei.realtime.rules import SEVERITIES
@@ -231,13 +231,19 @@ class Decision:
     reasons: tuple[str, ...]
 
 
+_DECISIONS_PG: Final = planned_each_time(
+    "SELECT event_id, customer_no, kind, amount_fen, action, reasons FROM risk_decisions "
+    "WHERE event_id = ANY(?)"
+)
+
+
 def decisions_query(uow: UnitOfWork, event_ids: Sequence[str]) -> tuple[str, list[Any]]:
     """The recorded verdicts of these events (non-empty): see ``decisions_from``. On
     PostgreSQL ``= ANY(array)``: one statement text, prepared once by the driver."""
     ids = sorted(set(event_ids))
     columns = "event_id, customer_no, kind, amount_fen, action, reasons"
     if uow.dialect == "postgresql":
-        return f"SELECT {columns} FROM risk_decisions WHERE event_id = ANY(?)", [ids]
+        return _DECISIONS_PG, [ids]
     return (
         f"SELECT {columns} FROM risk_decisions WHERE event_id IN ({','.join('?' * len(ids))})",
         ids,

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from duowei.bulk import insert_many
 from duowei.clock import Clock
-from duowei.db import Database, UnitOfWork
+from duowei.db import Database, UnitOfWork, prepare_option
 from duowei.errors import InvalidInput, NotFound
 from duowei.ledger.chart import (
     AccountCode,
@@ -347,7 +347,7 @@ def fetch_together(uow: UnitOfWork, queries: Sequence[Query]) -> list[list[tuple
     cursors = [conn.cursor() for _ in queries]
     with conn.pipeline():
         for cur, (sql, params) in zip(cursors, queries, strict=True):
-            cur.execute(uow.sql(sql), params)
+            cur.execute(uow.sql(sql), params, prepare=prepare_option(sql))
     return [cur.fetchall() for cur in cursors]
 
 

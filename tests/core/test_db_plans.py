@@ -1,0 +1,44 @@
+"""Lookups by key are planned at each execution on PostgreSQL (``duowei.db.planned_each_time``).
+
+A prepared statement keeps the generic plan made on its fifth execution; made while the table
+was small it is a sequential scan, kept until an ANALYZE (never, where autovacuum is off). The
+checkout path's lookups of earlier transfers and verdicts are therefore never prepared, while
+other repeated statements still are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from duowei.clock import BUSINESS_TZ, FixedClock
+from duowei.db import open_database
+from duowei.ledger.ledger import Ledger
+from duowei.ledger.model import AccountSpec, TransferRequest
+from duowei.realtime.store import _DECISIONS_PG, find_decisions
+from duowei.services.product_store import fetch_together
+
+
+def test_key_lookups_are_never_prepared_and_the_rest_still_are(pg_url: str) -> None:
+    db = open_database(pg_url)
+    try:
+        ledger = Ledger(FixedClock(datetime(2026, 1, 1, tzinfo=BUSINESS_TZ)))
+        with db.transaction() as uow:
+            assert all(
+                r.ok
+                for r in ledger.create_accounts(
+                    uow, [AccountSpec(1, 156, 1), AccountSpec(2, 156, 1)]
+                )
+            )
+            for n in range(8):
+                done = ledger.create_transfers(uow, [TransferRequest(f"t-{n}", 1, 2, 100, 156, 1)])
+                assert done[0].ok
+                assert find_decisions(uow, [f"e-{n}", "e-x"]) == {}
+                fetch_together(uow, [(_DECISIONS_PG, [[f"e-{n}"]]), ("SELECT ? + 1", [n])])
+                uow.fetchall("SELECT count(*) FROM risk_decisions WHERE customer_no = ?", [n])
+            prepared = [r[0] for r in uow.fetchall("SELECT statement FROM pg_prepared_statements")]
+        assert not [s for s in prepared if "FROM risk_decisions WHERE event_id" in s]
+        assert not [s for s in prepared if "FROM transfers WHERE id = ANY" in s]
+        assert [s for s in prepared if "count(*) FROM risk_decisions WHERE customer_no" in s]
+        assert [s for s in prepared if "+ 1" in s]  # repeated statements are still prepared
+    finally:
+        db.dispose()
