@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -43,6 +44,26 @@ def _pg_problem() -> str | None:
         except Exception as exc:
             _pg_checked.append(f"{type(exc).__name__}: {exc}".strip())
     return _pg_checked[0]
+
+
+REDIS_URL = os.environ.get("DUOWEI_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def require_redis() -> Any:
+    """A client of the test Redis (``DUOWEI_TEST_REDIS_URL``: a database of its own, which the
+    tests flush). Where none answers the test is skipped with a message, or fails when
+    ``DUOWEI_REQUIRE_REDIS=1`` (set by ``.ci/run``)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        message = f"Redis at {REDIS_URL} is not reachable ({exc})"
+        if os.environ.get("DUOWEI_REQUIRE_REDIS") == "1":
+            pytest.fail(message + "; DUOWEI_REQUIRE_REDIS=1 forbids skipping", pytrace=False)
+        pytest.skip(message + "; set DUOWEI_TEST_REDIS_URL to run the Redis tests")
+    return client
 
 
 def require_postgres() -> None:

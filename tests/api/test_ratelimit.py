@@ -9,27 +9,17 @@ message where none answers, unless ``DUOWEI_REQUIRE_REDIS=1``.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 
 import pytest
 
+from conftest import REDIS_URL, require_redis
 from duowei.api.ratelimit import LocalBuckets, RedisBuckets
-
-REDIS_URL = os.environ.get("DUOWEI_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 @pytest.fixture
 def redis_url() -> str:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
-    except redis.exceptions.RedisError as exc:
-        message = f"Redis at {REDIS_URL} is not reachable ({exc})"
-        if os.environ.get("DUOWEI_REQUIRE_REDIS") == "1":
-            pytest.fail(message + "; DUOWEI_REQUIRE_REDIS=1 forbids skipping", pytrace=False)
-        pytest.skip(message + "; set DUOWEI_TEST_REDIS_URL to run the Redis tests")
+    require_redis()
     return REDIS_URL
 
 

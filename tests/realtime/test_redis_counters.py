@@ -8,7 +8,6 @@ own, which these tests flush). Skipped with a message where none answers, unless
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,26 +16,13 @@ from datetime import date
 
 import pytest
 
+from conftest import REDIS_URL, require_redis
 from duowei.realtime import Action, LocalCounters, RealtimeGuard, RedisCounters, ruleset_for
 from duowei.realtime.simulate import simulate
 from realtime.helpers import S_US, T0_US, event
 
-REDIS_URL = os.environ.get("DUOWEI_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 RULES = ruleset_for(date(2026, 3, 2))
-
-
-def _client():  # type: ignore[no-untyped-def]
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.exceptions.RedisError as exc:
-        message = f"Redis at {REDIS_URL} is not reachable ({exc})"
-        if os.environ.get("DUOWEI_REQUIRE_REDIS") == "1":
-            pytest.fail(message + "; DUOWEI_REQUIRE_REDIS=1 forbids skipping", pytrace=False)
-        pytest.skip(message + "; set DUOWEI_TEST_REDIS_URL to run the Redis tests")
-    return client
+_client = require_redis
 
 
 @pytest.fixture
