@@ -157,3 +157,19 @@ def test_a_group_fails_to_local_counters_together_when_redis_is_unreachable() ->
     assert counters.failures == 6  # one failed round trip: every event of it answered locally
     later = guard.evaluate_many([event(amount_fen=200, at_us=T0_US + 9 * S_US)] * 2)
     assert all(v.degraded for v in later) and counters.failures == 6  # not retried yet
+
+
+def test_a_group_after_redis_lost_its_scripts_loads_them_and_counts_once(prefix: str) -> None:
+    client = _client()
+    counters = RedisCounters(client, prefix=prefix)
+    guard = RealtimeGuard(RULES, counters)
+    first = [event(amount_fen=200, at_us=T0_US + i * S_US) for i in range(3)]
+    assert not any(v.degraded for v in guard.evaluate_many(first))
+    client.script_flush()  # what a restart without the scripts looks like (the data kept)
+    rest = [event(amount_fen=200, at_us=T0_US + (3 + i) * S_US) for i in range(3)]
+    verdicts = guard.evaluate_many(rest)
+    assert not any(v.degraded for v in verdicts) and counters.failures == 0
+    windows = frozenset({("customer", "purchase", 600)})
+    again = counters.observe_many(rest[-1:] * 2, windows, 86_400)  # a retry counts once
+    assert [o.window("customer", "purchase", 600).count for o in again] == [6, 6]
+    assert verdicts[-1].action is Action.HOLD_FOR_REVIEW  # six attempts: card testing

@@ -319,12 +319,12 @@ class RedisCounters:
             return [self.observe(e, windows, history_window_s) for e in events]
         if time.monotonic() >= self._down_until:
             plans = [plan_series(e, windows, history_window_s) for e in events]
-            pipe = self.client.pipeline(transaction=False)
-            for event, plan in zip(events, plans, strict=True):
-                keys, args = self._keys(event, plan), self._args(event, plan)
-                self._script(keys=keys, args=args, client=pipe)
+            calls = [
+                (self._keys(e, plan), self._args(e, plan))
+                for e, plan in zip(events, plans, strict=True)
+            ]
             try:
-                raws = pipe.execute()
+                raws = self._evalsha_all(calls)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 with self._lock:
                     self.failures += len(events)
@@ -335,6 +335,25 @@ class RedisCounters:
             replace(self.fallback.observe(e, windows, history_window_s), degraded=True)
             for e in events
         ]
+
+    def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """The script once per call, in one pipeline. By its SHA directly: redis-py's pipeline
+        of ``Script`` objects asks ``SCRIPT EXISTS`` first, a second round trip every time.
+        If Redis lost the script (a restart, a flush), it is loaded and the whole pipeline sent
+        again: a call that did run before the loss is counted once (events are keyed by id)."""
+        import redis
+
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            try:
+                return list(pipe.execute())
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                self._script.sha = self.client.script_load(self._script.script)
+        raise AssertionError("unreachable")
 
     def _keys(self, event: RiskEvent, plans: list[SeriesPlan]) -> list[str]:
         p = self.prefix
