@@ -217,6 +217,13 @@ class _Walk:
         assert self.expected == end
         self.flush()
 
+    def flush_at(self, expected: int) -> tuple[list[bytes], int]:
+        """At the flush point ``expected``: fold and check, then the (new) leaf list to fill
+        and the next flush point."""
+        self.expected = expected
+        self.flush()
+        return self.leaves, self.stop_at()
+
     def stop_at(self) -> int:
         """The entry count at which to flush next: a checkpoint, or a full chunk."""
         chunk_end = self.expected + _MERKLE_CHUNK
@@ -316,10 +323,7 @@ def _walk(runs: Iterator[tuple[int, list[tuple[Any, ...]]]], w: _Walk) -> _Walk:
                 w.events += 1
                 expected += 1
                 if expected == stop and w.compact is not None:
-                    w.expected = expected
-                    w.flush()
-                    leaves = w.leaves
-                    stop = w.stop_at()
+                    leaves, stop = w.flush_at(expected)
             continue
         held = w.holds_applied
         for row in rows:
@@ -368,10 +372,7 @@ def _walk(runs: Iterator[tuple[int, list[tuple[Any, ...]]]], w: _Walk) -> _Walk:
             leaves.append(leaf)
             expected += 1
             if expected == stop and w.compact is not None:
-                w.expected = expected
-                w.flush()
-                leaves = w.leaves
-                stop = w.stop_at()
+                leaves, stop = w.flush_at(expected)
         w.transfers += len(rows)
         if not w.totals.add_run(rows, mixed=w.holds_applied != held):
             w.derive_plain(rows)
