@@ -2,8 +2,9 @@
 
 A prepared statement keeps the generic plan made on its fifth execution; made while the table
 was small it is a sequential scan, kept until an ANALYZE (never, where autovacuum is off). The
-checkout path's lookups of earlier transfers and verdicts are therefore never prepared, while
-other repeated statements still are.
+checkout path's lookups of earlier transfers, verdicts and product events, and the ledger's
+lookup of account names, are therefore never prepared, while other repeated statements still
+are.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from duowei.db import open_database
 from duowei.ledger.ledger import Ledger
 from duowei.ledger.model import AccountSpec, TransferRequest
 from duowei.realtime.store import _DECISIONS_PG, find_decisions
-from duowei.services.product_store import fetch_together
+from duowei.services.product_store import events_query, fetch_together
 
 
 def test_key_lookups_are_never_prepared_and_the_rest_still_are(pg_url: str) -> None:
@@ -33,11 +34,16 @@ def test_key_lookups_are_never_prepared_and_the_rest_still_are(pg_url: str) -> N
                 done = ledger.create_transfers(uow, [TransferRequest(f"t-{n}", 1, 2, 100, 156, 1)])
                 assert done[0].ok
                 assert find_decisions(uow, [f"e-{n}", "e-x"]) == {}
-                fetch_together(uow, [(_DECISIONS_PG, [[f"e-{n}"]]), ("SELECT ? + 1", [n])])
+                events = events_query(uow, "cp.authorize", [f"a-{n}", "a-x"])
+                fetch_together(uow, [(_DECISIONS_PG, [[f"e-{n}"]]), events, ("SELECT ? + 1", [n])])
+                named = AccountSpec(10 + n, 156, 1, name=f"platform-{n}")
+                assert ledger.create_accounts(uow, [named])[0].ok
                 uow.fetchall("SELECT count(*) FROM risk_decisions WHERE customer_no = ?", [n])
             prepared = [r[0] for r in uow.fetchall("SELECT statement FROM pg_prepared_statements")]
         assert not [s for s in prepared if "FROM risk_decisions WHERE event_id" in s]
         assert not [s for s in prepared if "FROM transfers WHERE id = ANY" in s]
+        assert not [s for s in prepared if "FROM product_events WHERE kind" in s]
+        assert not [s for s in prepared if "FROM accounts WHERE name" in s]
         assert [s for s in prepared if "count(*) FROM risk_decisions WHERE customer_no" in s]
         assert [s for s in prepared if "+ 1" in s]  # repeated statements are still prepared
     finally:

@@ -118,16 +118,7 @@ class Ledger:
         ids = [s.id for s in specs if type(s.id) is int]
         existing = {a.id: a for a in self.lookup_accounts(uow, ids)}
         names = {s.name for s in specs if isinstance(s.name, str)}
-        taken = (
-            dict(
-                uow.fetchall(
-                    f"SELECT name, id FROM accounts WHERE name IN ({','.join('?' * len(names))})",
-                    list(names),
-                )
-            )
-            if names
-            else {}
-        )
+        taken = store.names_taken(uow, sorted(names))
         rows: list[tuple[Any, ...]] = []
         now_us = to_micros(self.clock.now())
         for spec in specs:

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from duowei.bulk import insert_many
 from duowei.clock import Clock
-from duowei.db import Database, UnitOfWork, prepare_option
+from duowei.db import Database, UnitOfWork, planned_each_time, prepare_option
 from duowei.errors import InvalidInput, NotFound
 from duowei.ledger.chart import (
     AccountCode,
@@ -363,13 +363,17 @@ def _in(uow: UnitOfWork, column: str, values: Sequence[Any]) -> tuple[str, list[
     return f"{column} IN ({_marks(values)})", list(values)
 
 
+_EVENTS_BY_REFS: Final = "SELECT ref, request, outcome FROM product_events WHERE kind = ? AND "
+# Planned each time (why: duowei.db.planned_each_time). Its generic plan, made while the table
+# held a few rows, searched the (kind, ref) index by kind alone and filtered every event of the
+# kind by ref: 3.2 ms of server CPU per checkout group after 12,000 authorizations, growing.
+_EVENTS_BY_REFS_PG: Final = planned_each_time(_EVENTS_BY_REFS + "ref = ANY(?)")
+
+
 def events_query(uow: UnitOfWork, kind: str, refs: Sequence[str]) -> Query:
     """The earlier events of these refs (non-empty) of one kind: see ``events_from``."""
-    where, params = _in(uow, "ref", refs)
-    return (
-        f"SELECT ref, request, outcome FROM product_events WHERE kind = ? AND {where}",
-        [kind, *params],
-    )
+    where, params = _in(uow, "ref", refs)  # on PostgreSQL, _EVENTS_BY_REFS_PG
+    return _EVENTS_BY_REFS + where, [kind, *params]
 
 
 def events_from(rows: Sequence[tuple[Any, ...]]) -> dict[str, tuple[dict[str, Any], Outcome]]:
