@@ -8,6 +8,7 @@ own, which these tests flush). Skipped with a message where none answers, unless
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 
 from conftest import REDIS_URL, require_redis
 from duowei.realtime import Action, LocalCounters, RealtimeGuard, RedisCounters, ruleset_for
+from duowei.realtime import counters as counters_module
 from duowei.realtime.simulate import simulate
 from realtime.helpers import S_US, T0_US, event
 
@@ -173,3 +175,35 @@ def test_a_group_after_redis_lost_its_scripts_loads_them_and_counts_once(prefix:
     again = counters.observe_many(rest[-1:] * 2, windows, 86_400)  # a retry counts once
     assert [o.window("customer", "purchase", 600).count for o in again] == [6, 6]
     assert verdicts[-1].action is Action.HOLD_FOR_REVIEW  # six attempts: card testing
+
+
+def test_count_only_series_keep_a_running_total_that_agrees_with_the_entries(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merchant's minute and a device's ten minutes (one window as long as the series is
+    kept, no history) are answered from a running total in Redis: the same counts and amounts
+    as in process while entries expire, while the cap cuts the oldest, across retries, and
+    after the totals' keys were lost."""
+    monkeypatch.setattr(counters_module, "SERIES_ENTRIES_MAX", 7)
+    windows = frozenset({("merchant", "purchase", 60), ("device", "purchase", 600)})
+    local, shared = LocalCounters(), RedisCounters.from_url(REDIS_URL, prefix=prefix)
+    client = _client()
+    rng = random.Random(3)
+    at, seen, stats = T0_US, [], set()
+    for n in range(80):
+        # Distinct times: where the cap cuts among equal times, Redis orders by member and
+        # the in-process series by arrival (they differ there, before this change as after).
+        at += rng.randint(1, 12) * S_US
+        e = event(amount_fen=rng.randint(1, 10**12), at_us=at, merchant_id=f"M-{n % 2}")
+        if seen and rng.random() < 0.2:
+            e = rng.choice(seen[-3:])  # a retry, as it was: counted once
+        seen.append(e)
+        if n == 50:
+            totals = list(client.scan_iter(f"{prefix}:t:*"))
+            assert len(totals) == 3  # two merchants' and the device's
+            client.delete(*totals)
+        a, b = local.observe(e, windows, 0), shared.observe(e, windows, 0)
+        assert a.windows == b.windows, n
+        stats.update(a.windows.values())
+    counts = {s.count for s in stats}
+    assert max(counts) == 7 and min(counts) <= 2  # the cap and the expiry both took part

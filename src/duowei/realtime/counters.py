@@ -196,12 +196,22 @@ class LocalCounters:
         return new, len(known)
 
 
-# One round trip, atomic (Redis runs a script alone). KEYS: epoch, devices, location, series...
-# ARGV: proposed epoch, now_us, member, device, lat, lon, cap, device ttl, location ttl, then per
-# series: keep_us, history_us, window count, windows_us... Members are "amount|event_id", so a
-# retried event is the same member and counts once. The epoch key vanishes when Redis loses its
-# data; the caller compares the epoch it last saw with the one returned.
+# One round trip, atomic (Redis runs a script alone). KEYS: epoch, devices, location, then per
+# series its entries and its running total. ARGV: proposed epoch, now_us, member, device, lat,
+# lon, cap, device ttl, location ttl, then per series: keep_us, history_us, window count,
+# windows_us... Members are "amount|event_id", so a retried event is the same member and counts
+# once. The epoch key vanishes when Redis loses its data; the caller compares the epoch it last
+# saw with the one returned.
+#
+# A series read through one window as long as it is kept, with no history (a merchant's or a
+# device's count), is answered from its size and a running total of its amounts (INCRBY as an
+# entry comes, DECRBY as one expires or is cut): each entry is touched once in and once out,
+# where reading the window back cost every call the whole window (a busy merchant's minute:
+# thousands of entries). The total is rebuilt from the entries when it is missing or the entries
+# were (first use, a lost key). Other series (the customer's: several windows and the history)
+# are read back and summed, as before.
 _LUA: Final = """
+local function amount_of(m) return string.sub(m, 1, string.find(m, '|', 1, true) - 1) end
 local out = {}
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
@@ -213,34 +223,64 @@ local now = tonumber(ARGV[2])
 local member = ARGV[3]
 local cap = tonumber(ARGV[7])
 local a = 10
-for i = 4, #KEYS do
+for i = 4, #KEYS, 2 do
   local key = KEYS[i]
   local keep = tonumber(ARGV[a]); local hist = tonumber(ARGV[a + 1])
   local nw = tonumber(ARGV[a + 2])
   a = a + 3
-  redis.call('ZADD', key, now, member)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - keep)
-  local size = redis.call('ZCARD', key)
-  if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
-  redis.call('PEXPIRE', key, math.floor(keep / 1000) + 60000)
-  local rows = redis.call('ZRANGEBYSCORE', key, '(' .. (now - keep), '+inf', 'WITHSCORES')
-  local counts, sums = {}, {}
-  for w = 1, nw do counts[w] = 0; sums[w] = 0 end
-  local hc, hs, hm = 0, 0, 0
-  for j = 1, #rows, 2 do
-    local m = rows[j]; local t = tonumber(rows[j + 1])
-    local amount = tonumber(string.sub(m, 1, string.find(m, '|', 1, true) - 1))
-    for w = 1, nw do
-      if t > now - tonumber(ARGV[a + w - 1]) then
-        counts[w] = counts[w] + 1; sums[w] = sums[w] + amount
+  local ttl = math.floor(keep / 1000) + 60000
+  if nw == 1 and hist == 0 and tonumber(ARGV[a]) == keep then
+    local total = KEYS[i + 1]
+    local added = redis.call('ZADD', key, now, member)
+    if redis.call('EXISTS', total) == 0 or (added == 1 and redis.call('ZCARD', key) == 1) then
+      redis.call('SET', total, 0)
+      for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+        redis.call('INCRBY', total, amount_of(m))
+      end
+    elseif added == 1 then
+      redis.call('INCRBY', total, amount_of(member))
+    end
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', now - keep)) do
+      redis.call('DECRBY', total, amount_of(m))
+    end
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - keep)
+    local size = redis.call('ZCARD', key)
+    if size > cap then
+      for _, m in ipairs(redis.call('ZRANGE', key, 0, size - cap - 1)) do
+        redis.call('DECRBY', total, amount_of(m))
+      end
+      redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1)
+      size = cap
+    end
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('PEXPIRE', total, ttl)
+    out[#out + 1] = size; out[#out + 1] = tonumber(redis.call('GET', total))
+    out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = 0
+  else
+    redis.call('ZADD', key, now, member)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - keep)
+    local size = redis.call('ZCARD', key)
+    if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
+    redis.call('PEXPIRE', key, ttl)
+    local rows = redis.call('ZRANGEBYSCORE', key, '(' .. (now - keep), '+inf', 'WITHSCORES')
+    local counts, sums = {}, {}
+    for w = 1, nw do counts[w] = 0; sums[w] = 0 end
+    local hc, hs, hm = 0, 0, 0
+    for j = 1, #rows, 2 do
+      local m = rows[j]; local t = tonumber(rows[j + 1])
+      local amount = tonumber(amount_of(m))
+      for w = 1, nw do
+        if t > now - tonumber(ARGV[a + w - 1]) then
+          counts[w] = counts[w] + 1; sums[w] = sums[w] + amount
+        end
+      end
+      if hist > 0 and m ~= member and t > now - hist then
+        hc = hc + 1; hs = hs + amount; if amount > hm then hm = amount end
       end
     end
-    if hist > 0 and m ~= member and t > now - hist then
-      hc = hc + 1; hs = hs + amount; if amount > hm then hm = amount end
-    end
+    for w = 1, nw do out[#out + 1] = counts[w]; out[#out + 1] = sums[w] end
+    out[#out + 1] = hc; out[#out + 1] = hs; out[#out + 1] = hm
   end
-  for w = 1, nw do out[#out + 1] = counts[w]; out[#out + 1] = sums[w] end
-  out[#out + 1] = hc; out[#out + 1] = hs; out[#out + 1] = hm
   a = a + nw
 end
 local new = 0
@@ -358,7 +398,7 @@ class RedisCounters:
     def _keys(self, event: RiskEvent, plans: list[SeriesPlan]) -> list[str]:
         p = self.prefix
         base = [f"{p}:epoch", f"{p}:devices:{event.customer_no}", f"{p}:loc:{event.customer_no}"]
-        return base + [f"{p}:s:{plan.key}" for plan in plans]
+        return base + [f"{p}:{part}:{plan.key}" for plan in plans for part in ("s", "t")]
 
     def _args(self, event: RiskEvent, plans: list[SeriesPlan]) -> list[Any]:
         has_loc = event.latitude is not None and event.longitude is not None
