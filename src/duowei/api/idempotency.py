@@ -35,6 +35,7 @@ from duowei.api import reads
 from duowei.api.auth import Principal
 from duowei.api.context import ApiContext
 from duowei.api.problems import Problem
+from duowei.bulk import insert_many
 from duowei.clock import to_micros
 from duowei.db import UnitOfWork
 from duowei.ledger.group import GroupWork
@@ -63,9 +64,17 @@ _LOOKUP: Final = (
     "SELECT request_hash, status_code, response FROM api_idempotency "
     "WHERE principal = ? AND idem_key = ?"
 )
+_COLUMNS: Final = (
+    ("principal", "text"),
+    ("idem_key", "text"),
+    ("request_hash", "text"),
+    ("status_code", "int4"),
+    ("response", "text"),
+    ("created_us", "int8"),
+)
 _INSERT: Final = (
-    "INSERT INTO api_idempotency (principal, idem_key, request_hash, status_code, response, "
-    "created_us) VALUES (?,?,?,?,?,?)"
+    f"INSERT INTO api_idempotency ({', '.join(name for name, _type in _COLUMNS)}) "
+    "VALUES (?,?,?,?,?,?)"
 )
 
 
@@ -234,8 +243,7 @@ class RecordedWork(Generic[ItemT, ResultT]):
                 text = json.dumps(payload, sort_keys=True, allow_nan=False)
                 answers[id(k)] = Answer(k.request_hash, status, text, replayed=False)
                 rows.append((k.principal, k.idem_key, k.request_hash, status, text, k.created_us))
-        if rows:
-            uow.cursor().executemany(uow.sql(_INSERT), rows)
+        insert_many(uow, "api_idempotency", _COLUMNS, rows)  # one statement for the group
         return [answers[id(k)] for k in items]
 
 

@@ -17,6 +17,7 @@ from typing import Any, Final
 from psycopg.pq import TransactionStatus
 
 from duowei.audit.log import advance_head, lock_head, transfer_leaf_parts, transfer_log_rows
+from duowei.bulk import insert_many
 from duowei.db import UnitOfWork, planned_each_time
 from duowei.ledger.engine import BatchOutcome, Snapshot
 from duowei.ledger.model import Account, Transfer
@@ -367,7 +368,7 @@ def _write_holds_and_failures(
 ) -> None:
     """New holds, resolved holds and remembered failures (inside the caller's pipeline)."""
     if holds:
-        cur.execute(_INSERT_HOLDS_PG, _as_arrays(holds, _HOLD_TYPES))
+        insert_many(uow, "pending_transfers", _HOLD_COLUMNS_TYPED, holds)
     if resolved:
         cur.executemany(uow.sql(_RESOLVE_HOLD), resolved)
     if failures:
@@ -456,31 +457,20 @@ def _save_pg(
         _finish_pg(uow, cur, [], size + len(rows), rows[-1][-1], commit=commit)
 
 
-def _unnest_insert(table: str, columns: str, types: Sequence[str]) -> str:
-    """``INSERT INTO table (columns)`` of one array per column (typed ``types``): one statement
-    and one statement text for any number of rows."""
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
-    return f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})"
-
-
-_INT_TYPES: Final = frozenset({"int2", "int4", "int8"})
-
-
-def _as_arrays(rows: Sequence[tuple[Any, ...]], types: Sequence[str]) -> list[Any]:
-    """``rows`` as one array per column, for ``_unnest_insert`` (integer columns as literals:
-    ``_int8_literal``; they hold no NULLs)."""
-    return [
-        _int8_literal(column) if kind in _INT_TYPES else list(column)
-        for kind, column in zip(types, zip(*rows, strict=True), strict=True)
-    ]
-
-
-# A few transfers (a group commit's) go in as one INSERT of arrays, not one INSERT each: the
-# account check on ``transfers`` is a statement trigger (migration 0014), and one statement
-# per row ran it once per row: 87 us of server CPU per transfer row in a checkout run.
-_INSERT_TRANSFERS_PG: Final = _unnest_insert("transfers", _TRANSFER_INSERT_COLUMNS, _COPY_TYPES)
-_HOLD_TYPES: Final = ("text", "int8", "int8", "int8", "int4", "int4", "int8", "int2", "text")
-_INSERT_HOLDS_PG: Final = _unnest_insert("pending_transfers", _HOLD_COLUMNS, _HOLD_TYPES)
+# A few transfers (a group commit's) go in as one INSERT of arrays (``bulk.insert_many``), not
+# one INSERT each: the account check on ``transfers`` is a statement trigger (migration 0014),
+# and one statement per row ran it once per row: 87 us of server CPU per transfer row in a
+# checkout run.
+_TRANSFER_COLUMNS_TYPED: Final = tuple(
+    zip(_TRANSFER_INSERT_COLUMNS.split(", "), _COPY_TYPES, strict=True)
+)
+_HOLD_COLUMNS_TYPED: Final = tuple(
+    zip(
+        _HOLD_COLUMNS.split(", "),
+        ("text", "int8", "int8", "int8", "int4", "int4", "int8", "int2", "text"),
+        strict=True,
+    )
+)
 
 
 def _finish_pg(
@@ -496,7 +486,7 @@ def _finish_pg(
     ``size`` and ``chain``, after a COPY), and COMMIT when ``commit``."""
     conn = uow.raw
     if rows:
-        cur.execute(_INSERT_TRANSFERS_PG, _as_arrays(rows, _COPY_TYPES))
+        insert_many(uow, "transfers", _TRANSFER_COLUMNS_TYPED, rows)
         size, chain = size + len(rows), rows[-1][-1]
     if chain is not None:
         cur.execute("UPDATE audit_head SET size = %s, chain_hash = %s WHERE id = 1", (size, chain))
