@@ -2,15 +2,16 @@
 
 A prepared statement keeps the generic plan made on its fifth execution; made while the table
 was small it is a sequential scan, kept until an ANALYZE (never, where autovacuum is off). The
-checkout path's lookups of earlier transfers, verdicts and product events, and the ledger's
-lookup of account names, are therefore never prepared, while other repeated statements still
-are.
+checkout path's lookups of earlier transfers, verdicts, product events and idempotency records,
+and the ledger's lookup of account names, are therefore never prepared, while other repeated
+statements still are.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from duowei.api.idempotency import _recorded
 from duowei.clock import BUSINESS_TZ, FixedClock
 from duowei.db import open_database
 from duowei.ledger.ledger import Ledger
@@ -36,6 +37,7 @@ def test_key_lookups_are_never_prepared_and_the_rest_still_are(pg_url: str) -> N
                 assert find_decisions(uow, [f"e-{n}", "e-x"]) == {}
                 events = events_query(uow, "cp.authorize", [f"a-{n}", "a-x"])
                 fetch_together(uow, [(_DECISIONS_PG, [[f"e-{n}"]]), events, ("SELECT ? + 1", [n])])
+                assert _recorded(uow, {("key-1", f"k-{n}"), ("key-2", "k-x")}) == {}
                 named = AccountSpec(10 + n, 156, 1, name=f"platform-{n}")
                 assert ledger.create_accounts(uow, [named])[0].ok
                 uow.fetchall("SELECT count(*) FROM risk_decisions WHERE customer_no = ?", [n])
@@ -44,6 +46,7 @@ def test_key_lookups_are_never_prepared_and_the_rest_still_are(pg_url: str) -> N
         assert not [s for s in prepared if "FROM transfers WHERE id = ANY" in s]
         assert not [s for s in prepared if "FROM product_events WHERE kind" in s]
         assert not [s for s in prepared if "FROM accounts WHERE name" in s]
+        assert not [s for s in prepared if "FROM api_idempotency WHERE" in s]
         assert [s for s in prepared if "count(*) FROM risk_decisions WHERE customer_no" in s]
         assert [s for s in prepared if "+ 1" in s]  # repeated statements are still prepared
     finally:
