@@ -131,3 +131,28 @@ def db(db_url: str) -> Iterator[Database]:
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 1, 5, 9, 0, tzinfo=BUSINESS_TZ))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Vacuum the system catalogs of the test database after a session that used PostgreSQL,
+    where the server runs without autovacuum (as on the machines here).
+
+    Every PostgreSQL test creates and drops a schema of some sixty tables; without autovacuum
+    their catalog rows stay behind as dead tuples. After a day of test and benchmark runs the
+    catalogs of ``test`` held 660 MB (``pg_attribute`` alone 300 MB, against 4 MB when
+    vacuumed), and each later run paid for them. A plain VACUUM (no exclusive lock: other
+    sessions go on) lets the next run reuse the space."""
+    if _pg_checked != [None]:  # this process never reached PostgreSQL
+        return
+    import psycopg
+
+    with psycopg.connect(
+        PG_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
+        if conn.execute("SHOW autovacuum").fetchone() != ("off",):
+            return
+        catalogs = conn.execute(
+            "SELECT c.oid::regclass::text FROM pg_class c "
+            "WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r'"
+        ).fetchall()
+        conn.execute("VACUUM " + ", ".join(name for (name,) in catalogs))
