@@ -36,7 +36,7 @@ import psycopg
 
 from duowei.audit import checkpoint, service
 from duowei.clock import BUSINESS_TZ, FixedClock
-from duowei.db import Database, open_database
+from duowei.db import Database, open_database, vacuum_catalogs
 from duowei.ledger.group import GroupCommitter
 from duowei.ledger.ledger import LedgerService
 from duowei.ledger.model import AccountSpec, TransferRequest
@@ -267,6 +267,7 @@ def drop_bench_schemas(url: str) -> None:
     with _admin(url) as c:
         while _CREATED_SCHEMAS:
             c.execute(f"DROP SCHEMA IF EXISTS {_CREATED_SCHEMAS.pop()} CASCADE")
+    vacuum_catalogs(url)  # the dropped schemas' catalog rows, where autovacuum is off
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from duowei.clock import BUSINESS_TZ, FixedClock
-from duowei.db import Database, open_database
+from duowei.db import Database, open_database, vacuum_catalogs
 from duowei.ledger.group import GroupCommitter
 from duowei.realtime import LocalCounters, RealtimeGuard, RedisCounters, ruleset_for
 from duowei.realtime.events import RiskEvent
@@ -393,6 +393,7 @@ def authorizations(
         }
     finally:
         _admin(f"DROP SCHEMA {schema} CASCADE")
+        vacuum_catalogs(PG_URL)  # the dropped schema's catalog rows, where autovacuum is off
 
 
 PARTS: Final = ("rules", "closed", "open", "futures", "anchor")

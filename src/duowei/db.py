@@ -166,6 +166,28 @@ class Database:
         self.engine.dispose()
 
 
+def vacuum_catalogs(url: str) -> bool:
+    """VACUUM the system catalogs of the PostgreSQL database at ``url`` if the server runs
+    without autovacuum; whether it did. For tests and benchmarks that create and drop schemas.
+
+    Each dropped schema leaves its catalog rows behind as dead tuples, which only a VACUUM
+    makes reusable: after a day of test and benchmark runs on a server without autovacuum the
+    catalogs of ``test`` held 660 MB (``pg_attribute`` 300 MB, 4 MB once vacuumed) and every
+    later run paid for them. A plain VACUUM takes no exclusive lock: other sessions go on."""
+    import psycopg
+
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://").split("?", 1)[0]
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        if conn.execute("SHOW autovacuum").fetchone() != ("off",):
+            return False
+        catalogs = conn.execute(
+            "SELECT c.oid::regclass::text FROM pg_class c "
+            "WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r'"
+        ).fetchall()
+        conn.execute("VACUUM " + ", ".join(name for (name,) in catalogs))
+    return True
+
+
 def open_database(url: str, *, migrate: bool = True) -> Database:
     db = Database(url)
     if migrate:

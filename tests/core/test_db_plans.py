@@ -13,7 +13,7 @@ from datetime import datetime
 
 from duowei.api.idempotency import _recorded
 from duowei.clock import BUSINESS_TZ, FixedClock
-from duowei.db import open_database
+from duowei.db import open_database, vacuum_catalogs
 from duowei.ledger.ledger import Ledger
 from duowei.ledger.model import AccountSpec, TransferRequest
 from duowei.realtime.store import _DECISIONS_PG, find_decisions
@@ -51,3 +51,14 @@ def test_key_lookups_are_never_prepared_and_the_rest_still_are(pg_url: str) -> N
         assert [s for s in prepared if "+ 1" in s]  # repeated statements are still prepared
     finally:
         db.dispose()
+
+
+def test_catalogs_are_vacuumed_only_where_autovacuum_is_off(pg_url: str) -> None:
+    """``vacuum_catalogs`` (tests and benchmarks drop their schemas) runs a VACUUM of the system
+    catalogs where the server has no autovacuum, and leaves a server that has one alone."""
+    import psycopg
+
+    with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        row = conn.execute("SHOW autovacuum").fetchone()
+    assert row is not None
+    assert vacuum_catalogs(pg_url) is (row[0] == "off")
