@@ -550,8 +550,8 @@ def save_outcome_numbering(
 
 
 # Planned each time (why: duowei.db.planned_each_time): opening a credit line names its 28
-# platform accounts, and the generic plan of this lookup, made while ``accounts`` was small,
-# read every account: 5 ms of server CPU per line opened once 30,000 accounts existed.
+# platform accounts, and this lookup, prepared while ``accounts`` was small, cost 5 ms of server
+# CPU per line opened once 30,000 accounts existed (log_statement_stats), growing with them.
 _NAMES_TAKEN_PG: Final = planned_each_time("SELECT name, id FROM accounts WHERE name = ANY(?)")
 
 
