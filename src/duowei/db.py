@@ -33,10 +33,11 @@ SQLITE_WAL_AUTOCHECKPOINT_PAGES: Final = 10_000
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 
 
-_PLANNED_EACH_TIME: set[str] = set()
+# Statement -> the most values its array may hold to be planned each time (None: any number).
+_PLANNED_EACH_TIME: dict[str, int | None] = {}
 
 
-def planned_each_time(statement: str) -> str:
+def planned_each_time(statement: str, *, values_max: int | None = None) -> str:
     """Mark a lookup by key that PostgreSQL must plan at each execution (never prepare).
 
     Why: psycopg prepares a statement on its fifth execution and PostgreSQL then keeps one
@@ -47,15 +48,23 @@ def planned_each_time(statement: str) -> str:
     a 12-second run at 1,000 authorizations/s from p50 7 ms to 180 ms. Planned at each
     execution, from the table's current size, they stay on their indexes; only these few
     statements pay the planning (planning every statement cost the ledger's one-transfer
-    transactions a quarter more server CPU)."""
-    _PLANNED_EACH_TIME.add(statement)
+    transactions a quarter more server CPU).
+
+    ``values_max``: planned each time only while its array holds at most that many values;
+    a custom plan weighs each element, and for a thousand ids the planning costs more than a
+    stale plan can lose."""
+    _PLANNED_EACH_TIME[statement] = values_max
     return statement
 
 
-def prepare_option(statement: str) -> bool | None:
-    """psycopg's ``prepare`` argument for a statement: False for those planned each time,
-    None (its default: prepared once repeated) for the rest."""
-    return False if statement in _PLANNED_EACH_TIME else None
+def prepare_option(statement: str, values: int = 0) -> bool | None:
+    """psycopg's ``prepare`` argument for a statement (whose array holds ``values`` values):
+    False for those planned each time, None (its default: prepared once repeated) for the
+    rest."""
+    if statement not in _PLANNED_EACH_TIME:
+        return None
+    values_max = _PLANNED_EACH_TIME[statement]
+    return False if values_max is None or values <= values_max else None
 
 
 class UnitOfWork:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from duowei.api.idempotency import _recorded
 from duowei.clock import BUSINESS_TZ, FixedClock
-from duowei.db import open_database, vacuum_catalogs
+from duowei.db import open_database, planned_each_time, prepare_option, vacuum_catalogs
 from duowei.ledger.ledger import Ledger
 from duowei.ledger.model import AccountSpec, TransferRequest
 from duowei.realtime.store import _DECISIONS_PG, find_decisions
@@ -62,3 +62,13 @@ def test_catalogs_are_vacuumed_only_where_autovacuum_is_off(pg_url: str) -> None
         row = conn.execute("SHOW autovacuum").fetchone()
     assert row is not None
     assert vacuum_catalogs(pg_url) is (row[0] == "off")
+
+
+def test_a_bound_keeps_large_lookups_prepared() -> None:
+    """A statement marked with ``values_max`` is planned each time only up to that many values
+    (the ledger's earlier-outcome lookup: a request's or a group's ids, not a batch's)."""
+    bounded = planned_each_time("SELECT 1 WHERE 2 = ANY(?) -- test", values_max=2)
+    assert prepare_option(bounded, 2) is False
+    assert prepare_option(bounded, 3) is None
+    assert prepare_option("SELECT 1 -- never marked", 1) is None
+    assert prepare_option(_DECISIONS_PG, 10_000) is False  # no bound: always planned each time

@@ -18,7 +18,7 @@ from psycopg.pq import TransactionStatus
 
 from duowei.audit.log import advance_head, lock_head, transfer_leaf_parts, transfer_log_rows
 from duowei.bulk import insert_many
-from duowei.db import UnitOfWork, planned_each_time
+from duowei.db import UnitOfWork, planned_each_time, prepare_option
 from duowei.ledger.engine import BatchOutcome, Snapshot
 from duowei.ledger.model import Account, Transfer
 
@@ -175,11 +175,13 @@ def _ids_param(values: Sequence[str]) -> str | list[str]:
 
 # Earlier outcomes under a batch's ids, stored transfers and remembered failures, in one
 # statement: a failure row has no seq, its result and digest in the last two columns.
-PLANNED_EACH_TIME_IDS_MAX: Final = 256
-_SEEN_PG: Final = (
+# Planned each time for a request's or a group's ids (why: duowei.db.planned_each_time), not
+# for a batch of a thousand: a custom plan weighs each element.
+_SEEN_PG: Final = planned_each_time(
     f"SELECT {TRANSFER_COLUMNS}, NULL::text, NULL::bytea FROM transfers WHERE id = ANY(%s) "
     "UNION ALL SELECT NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-    "result, body_digest FROM transfer_failures WHERE id = ANY(%s)"
+    "result, body_digest FROM transfer_failures WHERE id = ANY(%s)",
+    values_max=256,
 )
 
 
@@ -226,11 +228,9 @@ def _load_pg(
                 f"SELECT {columns} FROM accounts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                 (_ints_param(account_ids),),
             )
-        # Lookups of a request's or a group's ids are planned each time (why: duowei.db
-        # planned_each_time); a batch of a thousand ids would cost more to plan (a custom plan
-        # weighs each element) than a stale plan can lose.
-        small = len(transfer_ids) <= PLANNED_EACH_TIME_IDS_MAX
-        seen.execute(_SEEN_PG, (seen_ids, seen_ids), prepare=False if small else None)
+        seen.execute(
+            _SEEN_PG, (seen_ids, seen_ids), prepare=prepare_option(_SEEN_PG, len(transfer_ids))
+        )
         if head_cur is not None:
             head_cur.execute("SELECT size, chain_hash FROM audit_head WHERE id = 1 FOR UPDATE")
     if head_cur is None:
