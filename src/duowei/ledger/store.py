@@ -42,22 +42,30 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 def _select_in(
-    uow: UnitOfWork, columns: str, table: str, values: Sequence[Any], *, lock: bool
+    uow: UnitOfWork,
+    columns: str,
+    table: str,
+    values: Sequence[Any],
+    *,
+    lock: bool,
+    key: str = "id",
 ) -> list[tuple[Any, ...]]:
-    """Rows whose id is in ``values``; on PostgreSQL locked in id order when ``lock``."""
+    """Rows whose ``key`` is in ``values``; on PostgreSQL locked in id order when ``lock``."""
     if not values:
         return []
     rows: list[tuple[Any, ...]] = []
     if uow.dialect == "postgresql":
         suffix = " ORDER BY id FOR UPDATE" if lock else ""
         cur = uow.raw.cursor()
-        cur.execute(f"SELECT {columns} FROM {table} WHERE id = ANY(%s){suffix}", (sorted(values),))
+        cur.execute(
+            f"SELECT {columns} FROM {table} WHERE {key} = ANY(%s){suffix}", (sorted(values),)
+        )
         rows.extend(cur.fetchall())
         return rows
     cur = uow.raw.cursor()
     for chunk in _chunks(list(values)):
         marks = ",".join("?" * len(chunk))
-        cur.execute(f"SELECT {columns} FROM {table} WHERE id IN ({marks})", list(chunk))
+        cur.execute(f"SELECT {columns} FROM {table} WHERE {key} IN ({marks})", list(chunk))
         rows.extend(cur.fetchall())
     return rows
 
@@ -561,11 +569,7 @@ def names_taken(uow: UnitOfWork, names: Sequence[str]) -> dict[str, int]:
         return {}
     if uow.dialect == "postgresql":
         return dict(uow.fetchall(_NAMES_TAKEN_PG, [list(names)]))
-    taken: dict[str, int] = {}
-    for chunk in _chunks(names):
-        marks = ",".join("?" * len(chunk))
-        taken.update(uow.fetchall(f"SELECT name, id FROM accounts WHERE name IN ({marks})", chunk))
-    return taken
+    return dict(_select_in(uow, "name, id", "accounts", names, lock=False, key="name"))
 
 
 def insert_accounts(uow: UnitOfWork, rows: list[tuple[Any, ...]]) -> None:
