@@ -216,6 +216,28 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(
     assert log_size(db) == size
 
 
+def test_an_account_name_belongs_to_one_account(svc: LedgerService) -> None:
+    """A name already carried by another account is refused, in the same call or a later
+    one; the same account with its own name again is ``exists``."""
+    first = svc.create_accounts([AccountSpec(20, CNY, 1, name="platform:fees")])
+    later = svc.create_accounts(
+        [
+            AccountSpec(21, CNY, 1, name="platform:fees"),
+            AccountSpec(20, CNY, 1, name="platform:fees"),
+            AccountSpec(22, CNY, 1, name="platform:fines"),
+            AccountSpec(23, CNY, 1, name="platform:fines"),
+        ]
+    )
+    assert first[0].code is AccountResultCode.OK
+    assert [r.code for r in later] == [
+        AccountResultCode.NAME_TAKEN,
+        AccountResultCode.EXISTS,
+        AccountResultCode.OK,
+        AccountResultCode.NAME_TAKEN,
+    ]
+    assert "account 20" in later[0].detail
+
+
 def test_bad_accounts_are_refused(svc: LedgerService) -> None:
     results = svc.create_accounts(
         [
