@@ -331,33 +331,19 @@ class RedisCounters:
         return cls(client, **kwargs)
 
     def observe(self, event: RiskEvent, windows: Windows, history_window_s: int) -> Observation:
-        import redis
-
-        if time.monotonic() < self._down_until:
-            return replace(self.fallback.observe(event, windows, history_window_s), degraded=True)
-        plans = plan_series(event, windows, history_window_s)
-        try:
-            raw = self._script(keys=self._keys(event, plans), args=self._args(event, plans))
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            # Fail to local counters (ADR 0003): the verdict still sees this worker's windows.
-            with self._lock:
-                self.failures += 1
-                self._down_until = time.monotonic() + self.retry_after_s
-            return replace(self.fallback.observe(event, windows, history_window_s), degraded=True)
-        return self._decode(raw, plans)
+        return self.observe_many([event], windows, history_window_s)[0]
 
     def observe_many(
         self, events: Sequence[RiskEvent], windows: Windows, history_window_s: int
     ) -> list[Observation]:
         """The events' scripts in one pipeline: one round trip for a group of authorizations
         instead of one each (Redis runs them in order, so a later event sees the earlier ones,
-        as with ``observe`` one by one). If Redis cannot answer, every event of the call is
-        answered by the fallback and marked degraded, as ``observe`` does for one."""
+        as one by one). If Redis cannot answer, every event of the call is answered by the
+        local counters and marked degraded (ADR 0003: the verdict still sees this worker's
+        windows), and Redis is not asked again for ``retry_after_s``."""
         import redis
 
-        if len(events) < 2:
-            return [self.observe(e, windows, history_window_s) for e in events]
-        if time.monotonic() >= self._down_until:
+        if events and time.monotonic() >= self._down_until:
             plans = [plan_series(e, windows, history_window_s) for e in events]
             calls = [
                 (self._keys(e, plan), self._args(e, plan))
