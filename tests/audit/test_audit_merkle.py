@@ -240,6 +240,44 @@ def test_the_accumulator_root_equals_the_tree_root_for_every_prefix(
     assert (in_chunks.size, in_chunks.nodes) == (one_by_one.size, one_by_one.nodes)
 
 
+@settings(max_examples=80, deadline=None)
+@given(tree_hashes, st.data())
+def test_a_range_from_a_later_leaf_continues_the_prefix(
+    hashes: list[bytes], data: st.DataObject
+) -> None:
+    """A suffix hashed on its own (as the second verifier process does), in arbitrary chunks,
+    then appended to the prefix: the same state and root as one range over every leaf, and a
+    copy taken at any cut gives the root at that size."""
+    middle = data.draw(st.integers(0, len(hashes)))
+    whole = CompactRange()
+    whole.extend(hashes)
+    prefix = CompactRange()
+    prefix.extend(hashes[:middle])
+    suffix = CompactRange(start=middle)
+    cuts = sorted(data.draw(st.lists(st.integers(middle, len(hashes)), max_size=4)))
+    for start, stop in zip([middle, *cuts], [*cuts, len(hashes)], strict=True):
+        suffix.extend(hashes[start:stop])
+        upto = prefix.copy()
+        upto.append_range(suffix)
+        assert upto.root() == root_from_hashes(hashes[:stop])
+    prefix.append_range(suffix)
+    assert (prefix.size, prefix.nodes) == (whole.size, whole.nodes)
+    assert prefix.root() == root_from_hashes(hashes)
+
+
+def test_a_range_from_a_later_leaf_has_no_root_and_must_be_adjacent() -> None:
+    suffix = CompactRange(start=3)
+    suffix.append(leaf_hash(b"d"))
+    with pytest.raises(InvalidInput, match="no root"):
+        suffix.root()
+    prefix = CompactRange()
+    prefix.extend([leaf_hash(b"a"), leaf_hash(b"b")])
+    with pytest.raises(InvalidInput, match="does not continue"):
+        prefix.append_range(suffix)
+    with pytest.raises(InvalidInput, match="uint64"):
+        CompactRange(start=-1)
+
+
 def _flip_bit(value: bytes, bit: int) -> bytes:
     mutable = bytearray(value)
     mutable[bit // 8] ^= 1 << (bit % 8)

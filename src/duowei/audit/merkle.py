@@ -326,16 +326,24 @@ def _consistency_walk(
 
 
 class CompactRange:
-    """The roots of the perfect subtrees covering leaves [0, size): O(log n) state.
+    """The roots of the perfect subtrees covering leaves [start, start + size): O(log n) state.
 
     Append leaf hashes one at a time (``append``) or in bulk (``extend``) and read ``root()`` at
     any size. It is mutable on purpose: it is the log's running state, not a record. ``nodes``
     (highest subtree first) and ``size`` are enough to restore it with ``from_state``.
+
+    A range may start past leaf 0 (``start``): its subtrees are those of the log's tree (each
+    aligned to its own size), so a second worker can hash the leaves of a log's suffix while
+    the first hashes the prefix, and ``append_range`` then continues the prefix with them.
+    Only a range that starts at 0 has a ``root()``.
     """
 
-    __slots__ = ("_heights", "_nodes", "_size")
+    __slots__ = ("_heights", "_nodes", "_size", "_start")
 
-    def __init__(self) -> None:
+    def __init__(self, *, start: int = 0) -> None:
+        if not isinstance(start, int) or not 0 <= start <= TREE_SIZE_MAX:
+            raise InvalidInput(f"start must be a uint64: {start!r}")
+        self._start = start
         self._size = 0
         self._nodes: list[bytes] = []
         self._heights: list[int] = []
@@ -360,6 +368,10 @@ class CompactRange:
         return state
 
     @property
+    def start(self) -> int:
+        return self._start
+
+    @property
     def size(self) -> int:
         return self._size
 
@@ -367,8 +379,15 @@ class CompactRange:
     def nodes(self) -> tuple[bytes, ...]:
         return tuple(self._nodes)
 
+    def copy(self) -> CompactRange:
+        other = CompactRange(start=self._start)
+        other._size = self._size
+        other._nodes = list(self._nodes)
+        other._heights = list(self._heights)
+        return other
+
     def append(self, leaf_hash: bytes) -> None:
-        """Add one leaf hash at index ``size``."""
+        """Add one leaf hash at index ``start + size``."""
         if len(leaf_hash) != HASH_SIZE_BYTES:
             raise InvalidInput("a leaf hash must be 32 bytes")
         self._push(bytes(leaf_hash), 0)
@@ -378,8 +397,10 @@ class CompactRange:
         nodes.append(node)
         heights.append(height)
         self._size += 1 << height
-        # Two subtrees of equal height side by side merge into their parent.
-        while len(heights) > 1 and heights[-1] == heights[-2]:
+        end = self._start + self._size
+        # Two subtrees of equal height side by side merge into their parent, if it is a
+        # subtree of the log's tree (aligned to its size: always so in a range from leaf 0).
+        while len(heights) > 1 and heights[-1] == heights[-2] and not end % (2 << heights[-1]):
             right = nodes.pop()
             left = nodes.pop()
             heights.pop()
@@ -394,15 +415,28 @@ class CompactRange:
         start, total = 0, len(leaf_hashes)
         while start < total:
             # The largest block that keeps the range aligned: limited by the lowest set bit of
-            # the current size and by what is left.
-            room = self._size & -self._size or 1 << 64
+            # the current end and by what is left.
+            end = self._start + self._size
+            room = end & -end or 1 << 64
             block = min(room, 1 << ((total - start).bit_length() - 1))
             height = block.bit_length() - 1
             self._push(root_from_hashes(leaf_hashes[start : start + block]), height)
             start += block
 
+    def append_range(self, other: CompactRange) -> None:
+        """Continue this range with ``other``, which starts where this one ends."""
+        if other._start != self._start + self._size:
+            raise InvalidInput(
+                f"a range from leaf {other._start} does not continue one that ends at leaf "
+                f"{self._start + self._size}"
+            )
+        for node, height in zip(other._nodes, other._heights, strict=True):
+            self._push(node, height)
+
     def root(self) -> bytes:
-        """The root of the tree of the leaves appended so far."""
+        """The root of the tree of the leaves appended so far (a range from leaf 0)."""
+        if self._start:
+            raise InvalidInput("a range that starts past leaf 0 has no root")
         if not self._nodes:
             return EMPTY_ROOT
         nodes = self._nodes
