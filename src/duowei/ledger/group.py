@@ -257,30 +257,54 @@ class GroupCommitter:
             running = [s for s in group if s not in later]
             own = [prepared.get(id(s), s.requests) for s in running]
             requests = [r for rs in own for r in rs]
-            results = self.ledger.create_transfers(uow, requests) if requests else []
-            start = 0
-            mine: dict[int, list[TransferResult]] = {}
-            for s, rs in zip(running, own, strict=True):
-                mine[id(s)] = results[start : start + len(rs)]
-                start += len(rs)
-            for s in running:
-                if s.handler is None:
-                    got = mine[id(s)]
-                    outcomes[id(s)] = (got, s.work(uow, got) if s.work is not None else None)
             finishing = [(h, [s for s in subs if s not in later]) for h, subs in handlers.values()]
-            if uow.dialect == "postgresql" and handlers:
-                # The handlers' writes and the COMMIT travel together: one round trip.
+            pipelined = uow.dialect == "postgresql" and bool(handlers)
+            if pipelined and not any(s.handler is None and s.work is not None for s in running):
+                # The ledger's writes of a few transfers (``store._save_pg``), the handlers'
+                # writes and the COMMIT travel together: one round trip after the ledger's
+                # locked reads. (A plain submission's ``work`` may rely on ``rowcount``,
+                # which a pipeline does not give: such a group posts first.)
                 with uow.raw.pipeline():
+                    mine = self._post(uow, running, own, requests, outcomes)
                     self._finish(uow, finishing, mine, outcomes)
                     uow.raw.commit()
             else:
-                self._finish(uow, finishing, mine, outcomes)
+                mine = self._post(uow, running, own, requests, outcomes)
+                if pipelined:
+                    # The handlers' writes and the COMMIT travel together: one round trip.
+                    with uow.raw.pipeline():
+                        self._finish(uow, finishing, mine, outcomes)
+                        uow.raw.commit()
+                else:
+                    self._finish(uow, finishing, mine, outcomes)
         with self._count_lock:
             self.groups_committed += 1
             self.items_committed += len(running)
         for s in running:
             s.future.set_result(outcomes[id(s)])
         return later
+
+    def _post(
+        self,
+        uow: UnitOfWork,
+        running: list[_Submission],
+        own: list[Sequence[TransferRequest]],
+        requests: list[TransferRequest],
+        outcomes: dict[int, tuple[list[TransferResult], Any]],
+    ) -> dict[int, list[TransferResult]]:
+        """Post the group's transfers as one batch; run the plain submissions' ``work``.
+        Each submission's results, by ``id``."""
+        results = self.ledger.create_transfers(uow, requests) if requests else []
+        start = 0
+        mine: dict[int, list[TransferResult]] = {}
+        for s, rs in zip(running, own, strict=True):
+            mine[id(s)] = results[start : start + len(rs)]
+            start += len(rs)
+        for s in running:
+            if s.handler is None:
+                got = mine[id(s)]
+                outcomes[id(s)] = (got, s.work(uow, got) if s.work is not None else None)
+        return mine
 
     @staticmethod
     def _finish(
