@@ -154,3 +154,26 @@ def test_max_wait_counts_from_the_first_submission_not_from_each(
         groups, items = committer.groups_committed, committer.items_committed
     assert items == 30
     assert groups >= 3
+
+
+class _Heavy(_Transfers):
+    """``_Transfers`` sized as three transfers an item (it posts one)."""
+
+    transfers_max = 3
+
+
+@pytest.mark.usefixtures("accounts")
+def test_a_backlog_fills_groups_and_a_large_group_commits_whole(
+    db: Database, clock: FixedClock
+) -> None:
+    """200 items queued at once share groups of up to max_transfers: an item that does not fit
+    opens the next group (it used to run alone, and so did every later one), and a group large
+    enough for the ledger's COPY commits as one group on PostgreSQL (its writes cannot ride the
+    group's pipeline; when they tried, the group failed and each item was run alone)."""
+    handler = _Heavy()
+    with GroupCommitter(db, clock, max_wait_s=0.5, max_transfers=400) as committer:
+        futures = [committer.enqueue_work(handler, f"b{n}") for n in range(200)]
+        assert all(f.result() == ResultCode.OK for f in futures)
+        groups, items = committer.groups_committed, committer.items_committed
+    assert items == 200
+    assert groups == 2  # 133 items (399 of 400 transfers), then 67

@@ -40,6 +40,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 from duowei.clock import Clock
 from duowei.db import Database, UnitOfWork
+from duowei.ledger import store
 from duowei.ledger.ledger import Ledger
 from duowei.ledger.model import BATCH_SIZE_MAX, TransferFlags, TransferRequest, TransferResult
 
@@ -185,8 +186,10 @@ class GroupCommitter:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _gather(self, first: _Submission) -> tuple[list[_Submission], bool]:
-        group, count, closing = [first], first.weight, False
+    def _gather(self, first: _Submission) -> tuple[list[_Submission], _Submission | None, bool]:
+        """The group that starts with ``first``; the submission that did not fit (the first
+        of the next group), and whether the committer was told to close."""
+        group, count = [first], first.weight
         # At most max_wait_s from the first: waiting that long for each next one would hold
         # the first back for as long as submissions keep coming.
         deadline = time.monotonic() + self.max_wait_s
@@ -197,21 +200,22 @@ class GroupCommitter:
             except queue.Empty:
                 break
             if nxt is None:
-                closing = True
-                break
+                return group, None, True
             if count + nxt.weight > self.max_transfers:
-                self._run_group([nxt])
-                continue
+                # It opens the next group. (Run alone here, as it was, every later submission
+                # of a backlog that did not fit ran alone too: one transaction each.)
+                return group, nxt, False
             group.append(nxt)
             count += nxt.weight
-        return group, closing
+        return group, None, False
 
     def _run(self) -> None:
+        carried: _Submission | None = None
         while True:
-            first = self._queue.get()
+            first = carried if carried is not None else self._queue.get()
             if first is None:
                 return
-            group, closing = self._gather(first)
+            group, carried, closing = self._gather(first)
             self._run_group(group)
             if closing:
                 return
@@ -259,11 +263,16 @@ class GroupCommitter:
             requests = [r for rs in own for r in rs]
             finishing = [(h, [s for s in subs if s not in later]) for h, subs in handlers.values()]
             pipelined = uow.dialect == "postgresql" and bool(handlers)
-            if pipelined and not any(s.handler is None and s.work is not None for s in running):
+            if (
+                pipelined
+                and store.writes_join_pipeline(len(requests))
+                and not any(s.handler is None and s.work is not None for s in running)
+            ):
                 # The ledger's writes of a few transfers (``store._save_pg``), the handlers'
                 # writes and the COMMIT travel together: one round trip after the ledger's
-                # locked reads. (A plain submission's ``work`` may rely on ``rowcount``,
-                # which a pipeline does not give: such a group posts first.)
+                # locked reads. (A larger batch goes in by COPY, which a pipeline cannot
+                # carry, and a plain submission's ``work`` may rely on ``rowcount``, which a
+                # pipeline does not give: such groups post first.)
                 with uow.raw.pipeline():
                     mine = self._post(uow, running, own, requests, outcomes)
                     self._finish(uow, finishing, mine, outcomes)

@@ -433,7 +433,7 @@ def _save_pg(
     the same pipeline for a few, COPY for more), the head and the COMMIT."""
     conn = uow.raw
     cur = conn.cursor()
-    copied = len(transfers) >= _COPY_ROWS_MIN
+    copied = not writes_join_pipeline(len(transfers))
     # Before a COPY the UPDATE's row count can be checked before anything else is sent, so
     # the accounts are found by their locked rows' ctids: no index search per account (a
     # third of the UPDATE's server time with 100,000 accounts, measured).
@@ -442,7 +442,7 @@ def _save_pg(
     # A few transfers need no answer from these writes: inside the caller's pipeline (a group
     # commit's, which ends with the COMMIT) they go out with its next sync instead of one of
     # their own, so the rows this transaction locked are held one round trip less.
-    joins = not copied and conn.info.pipeline_status != _PIPELINE_OFF
+    joins = writes_join_pipeline(len(transfers)) and conn.info.pipeline_status != _PIPELINE_OFF
     with nullcontext() if joins else conn.pipeline():
         if at:
             counters = [_int8_literal(c) for c in zip(*(b[:4] for b in balances), strict=True)]
@@ -468,6 +468,12 @@ def _save_pg(
             copy.write_row(row)
     with conn.pipeline():
         _finish_pg(uow, cur, [], size + len(rows), rows[-1][-1], commit=commit)
+
+
+def writes_join_pipeline(transfers: int) -> bool:
+    """Whether a PostgreSQL batch of at most ``transfers`` transfers writes without waiting
+    for any answer (no COPY), so that its writes can go out in a caller's pipeline."""
+    return transfers < _COPY_ROWS_MIN
 
 
 # A few transfers (a group commit's) go in as one INSERT of arrays (``bulk.insert_many``), not
