@@ -442,7 +442,7 @@ def _save_pg(
     # A few transfers need no answer from these writes: inside the caller's pipeline (a group
     # commit's, which ends with the COMMIT) they go out with its next sync instead of one of
     # their own, so the rows this transaction locked are held one round trip less.
-    joins = writes_join_pipeline(len(transfers)) and conn.info.pipeline_status != _PIPELINE_OFF
+    joins = not copied and conn.info.pipeline_status != _PIPELINE_OFF
     with nullcontext() if joins else conn.pipeline():
         if at:
             counters = [_int8_literal(c) for c in zip(*(b[:4] for b in balances), strict=True)]
