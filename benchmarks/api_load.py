@@ -66,9 +66,8 @@ from typing import Any, Final
 
 import psutil
 import psycopg
-from argon2 import PasswordHasher
 
-from duowei.api.auth import Role, mint_key
+from duowei.api.auth import Role, hasher, mint_key
 from duowei.clock import SystemClock
 from duowei.db import open_database, vacuum_catalogs
 from duowei.services.credit_pay import CreditPayService
@@ -361,20 +360,22 @@ async def open_loop(
     gc.collect()
     gc.disable()
     print(f"api_load: {rate:g}/s for {seconds:g} s", file=sys.stderr, flush=True)
-    t0 = time.perf_counter() + 0.05
-    tasks = []
-    i = 0
-    while i < n:
-        now = time.perf_counter()
-        # Everything due is sent now (a coarse timer never thins the offered rate).
-        while i < n and t0 + i / rate <= now:
-            tasks.append(asyncio.create_task(one(i, t0 + i / rate)))
-            i += 1
-        if i < n:
-            await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - t0
-    gc.enable()
+    try:
+        t0 = time.perf_counter() + 0.05
+        tasks = []
+        i = 0
+        while i < n:
+            now = time.perf_counter()
+            # Everything due is sent now (a coarse timer never thins the offered rate).
+            while i < n and t0 + i / rate <= now:
+                tasks.append(asyncio.create_task(one(i, t0 + i / rate)))
+                i += 1
+            if i < n:
+                await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - t0
+    finally:
+        gc.enable()
     pg_cpu1, redis_cpu1, steal1 = postgres_cpu_s(), redis_cpu_s(), steal_ticks()
     # A backend opened during the step counts from zero.
     pg_s = sum(pg_cpu1.get(b, 0.0) - pg_cpu0.get(b, 0.0) for b in backends_of(server))
@@ -423,10 +424,10 @@ async def oauth_tokens(client: Client, keys: list[str]) -> list[str]:
 
 def argon2_verify_s() -> float:
     """One argon2id verification with the server's parameters, on this machine."""
-    hasher = PasswordHasher()
-    stored = hasher.hash("x" * 32)
+    keys = hasher()
+    stored = keys.hash("x" * 32)
     t = time.perf_counter()
-    hasher.verify(stored, "x" * 32)
+    keys.verify(stored, "x" * 32)
     return time.perf_counter() - t
 
 
