@@ -177,7 +177,6 @@ class _Walk:
         *,
         start: int = 0,
         chain: bytes = bytes(32),
-        compact: merkle.CompactRange | None = None,
     ) -> None:
         # Plain posted transfers are summed in bulk (``totals``); ``balances`` holds what the
         # walk applies in Python: holds, their resolutions, and any run ``totals`` refused.
@@ -188,7 +187,7 @@ class _Walk:
         # A suffix walk hashes its own part of the tree (a range from ``start``), so the join
         # has only O(log n) nodes to add; a checkpoint it reaches is checked at the join,
         # once the prefix is known (``reached``: the checkpoint and the range up to it).
-        self.compact = compact if compact is not None else merkle.CompactRange(start=start)
+        self.compact = merkle.CompactRange(start=start)
         self.reached: list[tuple[StoredCheckpoint, merkle.CompactRange]] = []
         self.leaves: list[bytes] = []
         self.checkpoints = iter(c for c in checkpoints if c.size > start or start == 0)
