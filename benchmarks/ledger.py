@@ -141,15 +141,19 @@ def _single_worker(
     return count, started, ended
 
 
-def run_single_concurrent(url: str, workers: int, count: int, n_accounts: int) -> float:
+def run_single_concurrent(
+    url: str, workers: int, count: int, n_accounts: int, prefix: str = "c"
+) -> float:
     """``workers`` client processes, one transfer per transaction each, started together
     (a barrier: process start-up and imports are not timed); transfers over the span from
-    the first start to the last end."""
+    the first start to the last end. Ids start with ``prefix``: a second run in the same
+    schema needs another, or it replays the first one's ids (answered, nothing written)."""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(workers)
     with ctx.Pool(workers, initializer=_init_worker, initargs=(barrier,)) as pool:
         done = pool.starmap(
-            _single_worker, [(url, f"c{w}.", count, n_accounts, 100 + w) for w in range(workers)]
+            _single_worker,
+            [(url, f"{prefix}{w}.", count, n_accounts, 100 + w) for w in range(workers)],
         )
     total = sum(n for n, _start, _end in done)
     return total / (max(end for _n, _s, end in done) - min(start for _n, start, _e in done))
