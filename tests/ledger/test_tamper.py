@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from duowei.audit import service
+from duowei.audit.log import DbEventRecorder
 from duowei.cli import get_app
 from duowei.clock import FixedClock
 from duowei.config import DEFAULT_LOG_ORIGIN
@@ -165,6 +166,39 @@ def test_the_two_process_verifier_catches_it_too(db: Database, book: Path, case:
         assert expected in str(exc.value)
     else:  # rows gone or moved: named where the two halves meet or in either half
         assert str(exc.value).startswith(("log entry", "the log head")), exc.value
+
+
+@pytest.mark.parametrize(
+    ("sql", "entry"),
+    [
+        ("UPDATE transfers SET id = CAST(id AS BLOB) WHERE seq = 4", 4),  # same bytes, a blob
+        ("UPDATE transfers SET user_data = x'00ff' WHERE seq = 4", 4),
+        ("UPDATE transfers SET amount_fen = 'many' WHERE seq = 4", 4),
+        ("UPDATE audit_events SET payload = CAST(payload AS BLOB) WHERE seq = 3", 3),
+        ("UPDATE audit_events SET ref = 7 WHERE seq = 3", 3),
+    ],
+)
+def test_a_value_of_another_type_is_named_not_a_crash(
+    tmp_path: Path, clock: FixedClock, sql: str, entry: int
+) -> None:
+    """SQLite keeps any type in any column (PostgreSQL's hold only their own): a verifier
+    that meets one names the row (it raised AttributeError before)."""
+    db = Database(f"sqlite:///{tmp_path / 'types.db'}")
+    db.migrate()
+    svc = LedgerService(db, clock)
+    svc.create_accounts([AccountSpec(i, CNY, 1) for i in (1, 2)])
+    for i in range(6):
+        if i == 3:  # entry 3 is an event, the others transfers
+            with db.transaction() as uow:
+                DbEventRecorder(uow, clock).record_event(kind="k", ref="r", payload={"a": 1})
+        assert svc.create_transfers([TransferRequest(f"t{i}", 1, 2, 10 + i, CNY, 1)])[0].ok
+    with db.transaction() as uow:
+        drop_guards(uow)
+        uow.execute(sql)
+    for split in (10**9, 2):  # one process, and two
+        with pytest.raises(IntegrityError, match=rf"log entry {entry} \(.*\): the row does not"):
+            service.verify_database(db, None, parallel_leaves_min=split)
+    db.dispose()
 
 
 def test_one_and_two_process_verification_agree(db: Database, clock: FixedClock) -> None:

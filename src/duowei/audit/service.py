@@ -28,7 +28,6 @@ from duowei.audit.log import (
     log_rows_between,
     log_runs,
     log_runs_between,
-    transfer_leaf_data,
 )
 from duowei.clock import Clock, to_micros
 from duowei.db import Database, UnitOfWork
@@ -266,6 +265,15 @@ _ALTERED: Final = "the row does not match its leaf hash: it was altered"
 _UNLINKED: Final = "broken chain link: an entry before it changed or moved"
 
 
+def _leaf_data_of_row(seq: int, tag: int, row: tuple[Any, ...]) -> bytes:
+    """A row's leaf bytes. A value that no leaf can hold (SQLite keeps any type in any
+    column: a blob where the schema has text, say) means the row was altered."""
+    try:
+        return leaf_data_of(tag, row)
+    except (AttributeError, TypeError, ValueError):
+        raise _fail(seq, tag, row, _ALTERED) from None
+
+
 def _resolve(
     tid: str,
     pending_id: str,
@@ -315,7 +323,7 @@ def _walk(runs: Iterator[tuple[int, list[tuple[Any, ...]]]], w: _Walk) -> _Walk:
                     raise _fail(
                         seq, tag, row, f"expected entry {expected}: entries missing or moved"
                     )
-                leaf = sha(b"\x00" + leaf_data_of(tag, row)).digest()
+                leaf = sha(b"\x00" + _leaf_data_of_row(seq, tag, row)).digest()
                 if leaf != row[-2]:
                     raise _fail(seq, tag, row, _ALTERED)
                 chain = sha(chain + leaf).digest()
@@ -363,7 +371,7 @@ def _walk(runs: Iterator[tuple[int, list[tuple[Any, ...]]]], w: _Walk) -> _Walk:
                 )
                 leaf = sha(text.encode()).digest()
             else:
-                leaf = sha(b"\x00" + transfer_leaf_data(*row[:12])).digest()
+                leaf = sha(b"\x00" + _leaf_data_of_row(seq, tag, row)).digest()
             if leaf != stored:
                 raise _fail(seq, tag, row, _ALTERED)
             chain = sha(chain + leaf).digest()
