@@ -40,10 +40,13 @@ _cursor_numbers = itertools.count()
 
 
 def _json_str(text: str) -> str:
-    """``json.dumps(text, ensure_ascii=False)``, without the call for plain printable text."""
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    return json.dumps(text, ensure_ascii=False)
+    """``json.dumps(text, ensure_ascii=False)``, without the call for plain printable text.
+    TypeError for anything but a str (a row read back may hold any type: SQLite)."""
+    try:
+        plain = text.isprintable() and '"' not in text and "\\" not in text
+    except AttributeError:
+        raise TypeError(f"a leaf's text field holds a {type(text).__name__}") from None
+    return f'"{text}"' if plain else json.dumps(text, ensure_ascii=False)
 
 
 def transfer_leaf_data(

@@ -270,7 +270,7 @@ def _leaf_data_of_row(seq: int, tag: int, row: tuple[Any, ...]) -> bytes:
     column: a blob where the schema has text, say) means the row was altered."""
     try:
         return leaf_data_of(tag, row)
-    except (AttributeError, TypeError, ValueError):
+    except (TypeError, ValueError):
         raise _fail(seq, tag, row, _ALTERED) from None
 
 
